@@ -1,0 +1,110 @@
+"""The `clv` command line: generate sample data, import the real data sets, run the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from clv_pipeline.settings import Settings
+
+DEFAULTS = Settings()
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clv", description="Mobile-app cohort retention, CLV and channel ROI pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a seeded, realistic sample landing folder with its ground truth")
+    gen.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
+    gen.add_argument("--days", type=int, default=120, help="days of installs and events (default 120)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--scale", type=float, default=1.0, help="installs per day = 1000 × scale")
+    gen.add_argument("--end-date", type=_date, default=None, help="last event day (default 2026-11-30)")
+
+    run = sub.add_parser("run", help="load every delivery partition of the landing folder and rebuild everything downstream")
+    run.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
+    run.add_argument("--warehouse", type=Path, default=DEFAULTS.warehouse_path)
+    run.add_argument("--serving", type=Path, default=DEFAULTS.serving_dir)
+    run.add_argument("--observation-end", type=_date, default=None, help="last date of data to use (default: latest event date)")
+    run.add_argument("--time-unit", choices=["days", "weeks"], default=DEFAULTS.time_unit, help="time unit of the CLV models")
+    run.add_argument("--timezone", default=DEFAULTS.reporting_timezone, help="reporting time zone (default UTC)")
+    run.add_argument("--day-index", choices=["calendar", "24h"], default=DEFAULTS.day_index_mode, help="day index convention")
+
+    imp = sub.add_parser("import", help="convert a real data set into the landing layout")
+    imp_sub = imp.add_subparsers(dest="dataset", required=True)
+    intendo = imp_sub.add_parser("intendo", help="Super Jetroid (intendo) CSVs: user_summary, all_revenue, all_sessions")
+    intendo.add_argument("src_dir", type=Path)
+    intendo.add_argument("--landing", type=Path, required=True)
+    cdnow = imp_sub.add_parser("cdnow", help="CDNOW_master.txt or CDNOW_sample.txt")
+    cdnow.add_argument("file", type=Path)
+    cdnow.add_argument("--landing", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "import":
+            return _import(args)
+        return _run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"clv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _generate(args) -> int:
+    from clv_pipeline.sample_data import DEFAULT_END_DATE, generate_sample
+
+    truth = generate_sample(args.landing, days=args.days, seed=args.seed, end_date=args.end_date or DEFAULT_END_DATE, scale=args.scale)
+    rows = {source: counts["rows_written"] for source, counts in truth["sources"].items()}
+    print(f"Sample landing folder written to {args.landing} (seed {args.seed}, {args.days} days): " + ", ".join(f"{k} {v:,}" for k, v in rows.items() if v is not None))
+    print(f"Ground truth: {args.landing / 'ground_truth.json'}")
+    return 0
+
+
+def _import(args) -> int:
+    if args.dataset == "intendo":
+        from clv_pipeline.ingestion.importers.intendo import import_intendo
+
+        summary = import_intendo(args.src_dir, args.landing)
+    else:
+        from clv_pipeline.ingestion.importers.cdnow import import_cdnow
+
+        summary = import_cdnow(args.file, args.landing)
+    rows = ", ".join(f"{k} {v:,}" for k, v in summary["rows"].items())
+    print(f"Imported {args.dataset} into {args.landing}: {rows} (deliveries {summary['first_delivery']} … {summary['last_delivery']})")
+    return 0
+
+
+def _run(args) -> int:
+    from clv_pipeline.cli.run import print_summary, run_pipeline
+
+    settings = Settings(
+        landing_dir=args.landing,
+        warehouse_path=args.warehouse,
+        serving_dir=args.serving,
+        observation_end=args.observation_end,
+        time_unit=args.time_unit,
+        reporting_timezone=args.timezone,
+        day_index_mode=args.day_index,
+    )
+    summary = run_pipeline(settings)
+    print_summary(summary, settings)
+    return 0 if summary.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

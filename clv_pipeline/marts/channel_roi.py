@@ -1,0 +1,119 @@
+"""`channel_roi`: spend, installs, revenue and ROAS per cohort cell (PRODUCT.md §4, §6). Pure Polars.
+
+Per cohort_date × dims:
+- spend: ad spend attributed to the cell (`metrics.spend.allocate_spend`); null when the cell got
+  no spend (organic, or a paid source without spend rows) — so ROAS is null, never infinite;
+- installs: new installs of the cell (0 for spend that matched no install);
+- payers: users with a purchase up to the observation end;
+- revenue_net_d{N}: cumulative net revenue of day indexes 0..N (null when immature), the same
+  numbers as cohort_ltv.revenue_net; roas_d{N} = revenue_net_d{N} ÷ spend;
+- predicted_revenue_net_365: Σ user_clv.predicted_revenue_net_d365 (observed + predicted net
+  revenue up to day 365 after install); predicted_roas_365 = that ÷ spend;
+- payback_day: first day index N (observed, mature) with cumulative net revenue ≥ spend;
+- max_cac = mean predicted lifetime value per install ÷ target ROAS: the most one can pay per
+  install and still reach the target (user_clv.lifetime_value = net revenue to date + predicted CLV).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from clv_pipeline.ingestion.normalise import MONEY
+from clv_pipeline.metrics.cohorts import COHORT_KEYS, cohort_revenue, first_payment_days, is_mature, with_day_index
+from clv_pipeline.settings import ROI_DAYS
+
+
+def payback_days(
+    members: pl.DataFrame, purchases: pl.DataFrame, spend: pl.DataFrame, observation_end: date, mode: str
+) -> pl.DataFrame:
+    """First mature day index on which a cell's cumulative net revenue reaches its spend."""
+    events = with_day_index(purchases.filter(pl.col("event_date") <= observation_end), members, mode)
+    daily = (
+        events.group_by(*COHORT_KEYS, "day_index")
+        .agg(pl.col("revenue_net_usd").sum().alias("net"))
+        .sort(*COHORT_KEYS, "day_index", nulls_last=True)
+        .with_columns(cumulative=pl.col("net").cum_sum().over(COHORT_KEYS))
+    )
+    paid = spend.filter(pl.col("spend") > 0).select(*COHORT_KEYS, "spend")
+    reached = (
+        daily.join(paid, on=list(COHORT_KEYS), how="inner", nulls_equal=True)
+        .filter((pl.col("cumulative") >= pl.col("spend")) & is_mature(pl.col("day_index"), observation_end, mode))
+        .group_by(COHORT_KEYS)
+        .agg(pl.col("day_index").min().alias("payback_day"))
+    )
+    return reached
+
+
+def channel_roi(
+    cells: pl.DataFrame,
+    members: pl.DataFrame,
+    purchases: pl.DataFrame,
+    allocated_spend: pl.DataFrame,
+    user_clv: pl.DataFrame,
+    observation_end: date,
+    mode: str,
+    target_roas: float,
+) -> pl.DataFrame:
+    revenue = cohort_revenue(members, purchases, ROI_DAYS, observation_end, mode)
+    wide = revenue.pivot(on="day_n", index=list(COHORT_KEYS), values="revenue_net", aggregate_function=None)
+    wide = wide.rename({str(n): f"revenue_net_d{n}" for n in ROI_DAYS})
+    payers_to_date = (
+        first_payment_days(members, purchases, observation_end, mode).group_by(COHORT_KEYS).agg(pl.len().cast(pl.Int64).alias("payers"))
+    )
+    users = user_clv.select(
+        pl.col("install_date").alias("cohort_date"), *COHORT_KEYS[1:], "predicted_revenue_net_d365", "lifetime_value"
+    ).group_by(COHORT_KEYS).agg(
+        pl.col("predicted_revenue_net_d365").sum().alias("predicted_revenue_net_365"),
+        pl.col("lifetime_value").sum().alias("_lifetime_value"),
+        pl.col("lifetime_value").null_count().alias("_unpredicted"),
+    )
+    base = cells.select(*COHORT_KEYS, pl.col("cohort_size").alias("installs")).join(
+        allocated_spend.select(*COHORT_KEYS, "spend"), on=list(COHORT_KEYS), how="full", coalesce=True, nulls_equal=True
+    )
+    out = (
+        base.with_columns(pl.col("installs").fill_null(0))
+        .join(payers_to_date, on=list(COHORT_KEYS), how="left", nulls_equal=True)
+        .join(wide, on=list(COHORT_KEYS), how="left", nulls_equal=True)
+        .join(users, on=list(COHORT_KEYS), how="left", nulls_equal=True)
+        .join(payback_days(members, purchases, allocated_spend, observation_end, mode), on=list(COHORT_KEYS), how="left", nulls_equal=True)
+    )
+    spend = pl.col("spend").cast(pl.Float64)
+    no_installs = pl.col("installs") == 0
+    # cells of spend without installs have no cohort: revenue columns are 0 once mature
+    revenue_columns = []
+    for n in ROI_DAYS:
+        column = f"revenue_net_d{n}"
+        mature = is_mature(pl.lit(n), observation_end, mode)
+        revenue_columns.append(
+            pl.when(no_installs & mature).then(pl.lit(0).cast(MONEY)).otherwise(pl.col(column)).alias(column)
+        )
+    out = out.with_columns(revenue_columns).with_columns(
+        pl.col("payers").fill_null(0),
+        pl.when(pl.col("_unpredicted") > 0).then(None).otherwise(pl.col("predicted_revenue_net_365")).alias("predicted_revenue_net_365"),
+    )
+    roas = [
+        pl.when(spend > 0).then(pl.col(f"revenue_net_d{n}").cast(pl.Float64) / spend).otherwise(None).round(6).alias(f"roas_d{n}")
+        for n in ROI_DAYS
+    ]
+    out = out.with_columns(roas).with_columns(
+        predicted_roas_365=pl.when(spend > 0).then(pl.col("predicted_revenue_net_365") / spend).otherwise(None).round(6),
+        max_cac=pl.when((pl.col("installs") > 0) & (pl.col("_unpredicted") == 0))
+        .then(pl.col("_lifetime_value") / pl.col("installs") / target_roas)
+        .otherwise(None)
+        .round(6),
+        predicted_revenue_net_365=pl.col("predicted_revenue_net_365").round(6),
+    )
+    return out.select(
+        *COHORT_KEYS,
+        "spend",
+        "installs",
+        "payers",
+        *[f"revenue_net_d{n}" for n in ROI_DAYS],
+        *[f"roas_d{n}" for n in ROI_DAYS],
+        "predicted_revenue_net_365",
+        "predicted_roas_365",
+        "payback_day",
+        "max_cac",
+    ).sort(COHORT_KEYS, nulls_last=True)

@@ -1,0 +1,58 @@
+"""Dagster asset checks built from the expectation suites (one check per rule).
+
+Row rules of severity `error` quarantine the failing rows, so their check reports a WARN (rows
+were set aside, the data that loaded is sound); `warning` rules report WARN too. Invariant rules
+on staging tables are blocking ERROR checks: when one fails, nothing downstream builds and
+nothing is published.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from clv_pipeline.validation.runner import SuiteResult
+from clv_pipeline.validation.suites import Rule
+
+
+def rule_check_specs(asset: dg.AssetKey, rules: list[Rule], blocking_errors: bool) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            rule.name,
+            asset=asset,
+            blocking=blocking_errors and rule.severity == "error",
+            description=f"[{rule.severity}] {rule.description} (reason code `{rule.reason}`)",
+        )
+        for rule in rules
+    ]
+
+
+def rule_check_results(
+    asset: dg.AssetKey, rules: list[Rule], suite_results: list[SuiteResult], blocking_errors: bool = False
+) -> list[dg.AssetCheckResult]:
+    """One result per rule, summed over the suite runs of this materialization."""
+    out = []
+    for index, rule in enumerate(rules):
+        per_run = [s.results[index] for s in suite_results]
+        unexpected = sum(r.unexpected_count for r in per_run)
+        elements = sum(r.element_count for r in per_run)
+        samples = [str(v) for r in per_run for v in r.sample_values][:5]
+        passed = all(r.success for r in per_run)
+        severity = dg.AssetCheckSeverity.ERROR if blocking_errors and rule.severity == "error" else dg.AssetCheckSeverity.WARN
+        out.append(
+            dg.AssetCheckResult(
+                asset_key=asset,
+                check_name=rule.name,
+                passed=passed,
+                severity=severity,
+                metadata={
+                    "severity": rule.severity,
+                    "reason_code": rule.reason,
+                    "rows_checked": elements,
+                    "unexpected_rows": unexpected,
+                    "unexpected_percent": round(100.0 * unexpected / elements, 4) if elements else 0.0,
+                    "sample_values": samples,
+                    "action": "rows quarantined" if rule.severity == "error" and not blocking_errors else "reported",
+                },
+            )
+        )
+    return out

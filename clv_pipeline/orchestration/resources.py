@@ -1,0 +1,78 @@
+"""Dagster resources: the warehouse connection and the run settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from clv_pipeline.settings import Settings
+from clv_pipeline.storage.warehouse import Warehouse
+
+_DEFAULTS = Settings()
+
+
+class WarehouseResource(DuckDBResource):
+    """The build database (`data/warehouse.duckdb` by default). Connections retry while another
+    process holds the file lock (dagster-duckdb's backoff) and are always closed."""
+
+    @contextmanager
+    def open(self) -> Iterator[Warehouse]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with self.get_connection() as con:
+            try:
+                yield Warehouse(con)
+            finally:
+                con.close()
+
+
+class ClvSettingsResource(dg.ConfigurableResource):
+    """Run settings (see clv_pipeline.settings.Settings for meanings and defaults)."""
+
+    landing_dir: str = str(_DEFAULTS.landing_dir)
+    serving_dir: str = str(_DEFAULTS.serving_dir)
+    observation_end: str | None = None
+    time_unit: str = _DEFAULTS.time_unit
+    reporting_timezone: str = _DEFAULTS.reporting_timezone
+    day_index_mode: str = _DEFAULTS.day_index_mode
+    day_list: list[int] = list(_DEFAULTS.day_list)
+    horizon_days: int = _DEFAULTS.horizon_days
+    annual_discount_rate: float = _DEFAULTS.annual_discount_rate
+    margin: float = _DEFAULTS.margin
+    target_roas: float = _DEFAULTS.target_roas
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ClvSettingsResource":
+        return cls(
+            landing_dir=str(settings.landing_dir),
+            serving_dir=str(settings.serving_dir),
+            observation_end=settings.observation_end.isoformat() if settings.observation_end else None,
+            time_unit=settings.time_unit,
+            reporting_timezone=settings.reporting_timezone,
+            day_index_mode=settings.day_index_mode,
+            day_list=list(settings.day_list),
+            horizon_days=settings.horizon_days,
+            annual_discount_rate=settings.annual_discount_rate,
+            margin=settings.margin,
+            target_roas=settings.target_roas,
+        )
+
+    def get(self) -> Settings:
+        return Settings(
+            landing_dir=Path(self.landing_dir),
+            serving_dir=Path(self.serving_dir),
+            observation_end=date.fromisoformat(self.observation_end) if self.observation_end else None,
+            time_unit=self.time_unit,  # type: ignore[arg-type]
+            reporting_timezone=self.reporting_timezone,
+            day_index_mode=self.day_index_mode,  # type: ignore[arg-type]
+            day_list=tuple(self.day_list),
+            horizon_days=self.horizon_days,
+            annual_discount_rate=self.annual_discount_rate,
+            margin=self.margin,
+            target_roas=self.target_roas,
+        )

@@ -1,0 +1,159 @@
+"""What each layer stores in the warehouse, and the transactional writes that keep it consistent.
+
+Table names per layer are defined here and nowhere else:
+- `raw.<source>`: every delivered row, typed, with lineage and quarantine flags;
+- `quarantine.<source>`: rows set aside, with the original text and reason codes (stage `raw`
+  from row rules at load time, stage `staging` from cross-table rules);
+- `staging.<source>`: the deduplicated, converted tables;
+- `meta.staging_fates`: per source and delivery partition, rows dropped as duplicates or replaced;
+- `marts.<table>`: the published tables (and internal ones such as `cohort_spend`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from clv_pipeline.ingestion.landing import ROW_TEXT_COLUMN
+from clv_pipeline.ingestion.sources import SOURCES
+from clv_pipeline.storage.warehouse import Warehouse, identifier
+
+LINEAGE = ["_delivery_date", "_source_file", "_line_number"]
+RAW_FLAGS = ["_extra", ROW_TEXT_COLUMN, "_is_exact_duplicate", "_quarantined", "_quarantine_reasons", "_warnings"]
+QUARANTINE_COLUMNS = ["_delivery_date", "_source_file", "_line_number", "stage", "reasons", "reason", "row_text"]
+
+
+def raw_table(source: str) -> str:
+    return f"raw.{source}"
+
+
+def quarantine_table(source: str) -> str:
+    return f"quarantine.{source}"
+
+
+def staging_table(source: str) -> str:
+    return f"staging.{source}"
+
+
+def mart_table(name: str) -> str:
+    return f"marts.{name}"
+
+
+FATES_TABLE = "meta.staging_fates"
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    rows: int
+    quarantined: int
+
+
+def raw_columns(source: str) -> list[str]:
+    return [*LINEAGE, *SOURCES[source].column_names, *RAW_FLAGS]
+
+
+def quarantine_rows(rows: pl.DataFrame, stage: str, reasons_column: str = "_quarantine_reasons") -> pl.DataFrame:
+    return rows.select(
+        *LINEAGE,
+        pl.lit(stage).alias("stage"),
+        pl.col(reasons_column).alias("reasons"),
+        pl.col(reasons_column).list.join(",").alias("reason"),
+        pl.col(ROW_TEXT_COLUMN).alias("row_text"),
+    )
+
+
+def write_raw_partition(wh: Warehouse, source: str, partition: str, rows: pl.DataFrame) -> PartitionWrite:
+    """Replace one delivery partition of a source: raw rows and raw-stage quarantine, atomically."""
+    delivery = date.fromisoformat(partition)
+    raw = rows.select(raw_columns(source))
+    bad = quarantine_rows(rows.filter(pl.col("_quarantined")), "raw")
+    with wh.transaction():
+        wh.replace_partition(raw_table(source), delivery, raw)
+        wh.append(quarantine_table(source), bad.clear())  # create the table on first use
+        wh.execute(f"DELETE FROM {identifier(quarantine_table(source))} WHERE _delivery_date = ? AND stage = 'raw'", [delivery])
+        wh.append(quarantine_table(source), bad)
+    return PartitionWrite(raw.height, bad.height)
+
+
+def read_raw(wh: Warehouse, source: str, with_row_text: bool = False) -> pl.DataFrame:
+    """Raw rows of every loaded partition (an empty frame of the right shape if none)."""
+    if not wh.table_exists(raw_table(source)):
+        return pl.DataFrame()
+    frame = wh.read(raw_table(source))
+    return frame if with_row_text else frame.drop(ROW_TEXT_COLUMN)
+
+
+def row_texts(wh: Warehouse, source: str, keys: pl.DataFrame) -> pl.DataFrame:
+    """`_row_text` of the raw rows identified by lineage `keys`."""
+    if keys.height == 0:
+        return keys.with_columns(pl.lit(None, dtype=pl.String).alias(ROW_TEXT_COLUMN))
+    wh.con.register("_keys", keys.select(LINEAGE))
+    try:
+        return wh.query(
+            "SELECT k._delivery_date, k._source_file, k._line_number, r._row_text "
+            f"FROM _keys k JOIN {identifier(raw_table(source))} r USING (_delivery_date, _source_file, _line_number)"
+        )
+    finally:
+        wh.con.unregister("_keys")
+
+
+def write_staging(
+    wh: Warehouse, source: str, table: pl.DataFrame, fates: pl.DataFrame, quarantined: pl.DataFrame | None
+) -> None:
+    """Replace a staging table, its staging-stage quarantine rows and its fate counts, atomically."""
+    fate_counts = (
+        fates.filter(pl.col("fate") != "kept")
+        .group_by("_delivery_date", "fate")
+        .agg(pl.len().cast(pl.Int64).alias("rows"))
+        .with_columns(source=pl.lit(source))
+        .select("source", "_delivery_date", "fate", "rows")
+    )
+    with wh.transaction():
+        wh.replace_table(staging_table(source), table)
+        if wh.table_exists(FATES_TABLE):
+            wh.delete_where(FATES_TABLE, "source", source)
+        wh.append(FATES_TABLE, fate_counts)
+        if quarantined is not None:
+            rows = quarantined.join(row_texts(wh, source, quarantined), on=LINEAGE, how="left")
+            stage_rows = quarantine_rows(rows, "staging", "reasons")
+            wh.append(quarantine_table(source), stage_rows.clear())
+            wh.execute(f"DELETE FROM {identifier(quarantine_table(source))} WHERE stage = 'staging'")
+            wh.append(quarantine_table(source), stage_rows)
+
+
+def read_staging(wh: Warehouse, source: str) -> pl.DataFrame:
+    return wh.read(staging_table(source)) if wh.table_exists(staging_table(source)) else pl.DataFrame()
+
+
+def read_quarantine(wh: Warehouse, source: str) -> pl.DataFrame:
+    if not wh.table_exists(quarantine_table(source)):
+        return pl.DataFrame(schema={"_delivery_date": pl.Date, "reasons": pl.List(pl.String), "stage": pl.String})
+    return wh.read(quarantine_table(source))
+
+
+def read_fates(wh: Warehouse, source: str) -> pl.DataFrame:
+    if not wh.table_exists(FATES_TABLE):
+        return pl.DataFrame(schema={"_delivery_date": pl.Date, "fate": pl.String, "rows": pl.Int64})
+    return wh.query(f"SELECT _delivery_date, fate, rows FROM {identifier(FATES_TABLE)} WHERE source = ?", [source])
+
+
+def raw_partition_counts(wh: Warehouse, source: str) -> pl.DataFrame:
+    """partition, rows_read, rows_warned per delivery partition of a source."""
+    if not wh.table_exists(raw_table(source)):
+        return pl.DataFrame(schema={"partition": pl.Date, "rows_read": pl.Int64, "rows_warned": pl.Int64})
+    return wh.query(
+        "SELECT _delivery_date AS partition, count(*)::BIGINT AS rows_read, "
+        "count(*) FILTER (WHERE NOT _quarantined AND len(_warnings) > 0)::BIGINT AS rows_warned "
+        f"FROM {identifier(raw_table(source))} GROUP BY 1 ORDER BY 1"
+    )
+
+
+def write_mart(wh: Warehouse, name: str, frame: pl.DataFrame) -> None:
+    with wh.transaction():
+        wh.replace_table(mart_table(name), frame)
+
+
+def read_mart(wh: Warehouse, name: str) -> pl.DataFrame:
+    return wh.read(mart_table(name))

@@ -1,0 +1,153 @@
+"""All DuckDB access of the pipeline: the build warehouse's tables, transactions and reads.
+
+Layers live in DuckDB schemas: `raw` (one table per source, partitioned by `_delivery_date`),
+`quarantine` (one table per source), `staging`, `marts`, and `meta` (load log). Frames go in and
+out as Polars via Arrow. Every statement is parameterized; table names are code constants and are
+checked against a strict identifier pattern before use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SCHEMAS = ("raw", "quarantine", "staging", "marts", "meta")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+class WarehouseSchemaError(RuntimeError):
+    pass
+
+
+def identifier(name: str) -> str:
+    """A table name from code constants, validated and quoted (never data)."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid table identifier: {name!r}")
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
+class Warehouse:
+    """Thin wrapper over one DuckDB connection to the build database."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, create_schemas: bool = True):
+        self.con = con
+        if create_schemas:
+            for schema in SCHEMAS:
+                self.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path | str, read_only: bool = False, create_schemas: bool = True) -> Iterator["Warehouse"]:
+        """Open a database file directly (CLI, tests, the serving build). Dagster assets use the
+        warehouse resource."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            yield cls(con, create_schemas=create_schemas and not read_only)
+        finally:
+            con.close()
+
+    def execute(self, sql: str, params: Sequence | None = None) -> None:
+        """Run a statement and consume its result (DuckDB 2 refuses new work on a connection with
+        an unfinished result)."""
+        self.con.execute(sql, list(params or [])).fetchall()
+
+    # ---- transactions -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator["Warehouse"]:
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    # ---- reads --------------------------------------------------------------------------
+    def table_exists(self, table: str) -> bool:
+        schema, name = table.split(".")
+        return bool(
+            self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, name])
+        )
+
+    def query(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
+        result = self.con.execute(sql, list(params or []))
+        return pl.from_arrow(result.to_arrow_table())  # type: ignore[return-value]
+
+    def read(self, table: str, where_partition_in: Sequence[date] | None = None) -> pl.DataFrame:
+        """A whole table (or some `_delivery_date` partitions of a raw table) as Polars."""
+        if where_partition_in is None:
+            return self.query(f"SELECT * FROM {identifier(table)}")
+        return self.query(
+            f"SELECT * FROM {identifier(table)} WHERE _delivery_date IN (SELECT unnest(?::DATE[]))",
+            [list(where_partition_in)],
+        )
+
+    def read_or_empty(self, table: str, like: pl.DataFrame | None = None) -> pl.DataFrame:
+        if self.table_exists(table):
+            return self.read(table)
+        return like.clear() if like is not None else pl.DataFrame()
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM {identifier(table)}") or 0)
+
+    def scalar(self, sql: str, params: Sequence | None = None):
+        rows = self.con.execute(sql, list(params or [])).fetchall()  # fetchall completes the result
+        return rows[0][0] if rows else None
+
+    # ---- writes (call inside `transaction()` when several must be atomic) -----------------
+    def _ensure_table_like(self, table: str, frame: pl.DataFrame) -> None:
+        self.con.register("_frame_schema", frame.clear())
+        try:
+            if not self.table_exists(table):
+                self.execute(f"CREATE TABLE {identifier(table)} AS SELECT * FROM _frame_schema")
+                return
+            existing = self.query(f"SELECT * FROM {identifier(table)} LIMIT 0").columns
+        finally:
+            self.con.unregister("_frame_schema")
+        if existing != frame.columns:
+            raise WarehouseSchemaError(
+                f"table {table} in the warehouse has columns {existing}, this version writes {frame.columns}; "
+                "the warehouse was built by another version: delete the warehouse file and re-run "
+                "(every layer is rebuilt from the landing folder)"
+            )
+
+    def replace_partition(self, table: str, partition: date, frame: pl.DataFrame) -> None:
+        """Delete rows of `_delivery_date = partition` and insert `frame` (idempotent reload)."""
+        self._ensure_table_like(table, frame)
+        self.execute(f"DELETE FROM {identifier(table)} WHERE _delivery_date = ?", [partition])
+        self._insert(table, frame)
+
+    def delete_where(self, table: str, column: str, value) -> None:
+        if not self.table_exists(table):
+            return
+        if not _IDENTIFIER.match(column):
+            raise ValueError(f"not a valid column identifier: {column!r}")
+        self.execute(f'DELETE FROM {identifier(table)} WHERE "{column}" = ?', [value])
+
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        self._ensure_table_like(table, frame)
+        self._insert(table, frame)
+
+    def replace_table(self, table: str, frame: pl.DataFrame) -> None:
+        """Replace a whole table with `frame` (schema follows the frame)."""
+        self.con.register("_frame", frame)
+        try:
+            self.execute(f"CREATE OR REPLACE TABLE {identifier(table)} AS SELECT * FROM _frame")
+        finally:
+            self.con.unregister("_frame")
+
+    def _insert(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        self.con.register("_frame", frame)
+        try:
+            self.execute(f"INSERT INTO {identifier(table)} BY NAME SELECT * FROM _frame")
+        finally:
+            self.con.unregister("_frame")
