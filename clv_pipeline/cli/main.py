@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":

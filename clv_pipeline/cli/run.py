@@ -72,7 +72,8 @@ class _ProgressHandler(logging.Handler):
             took = time.monotonic() - self.started.get(step, time.monotonic())
             print(f"  ✓ {step} ({took:.1f} s)", file=self.stream, flush=True)
         elif kind == "STEP_FAILURE":
-            print(f"  ✗ {step} failed: {event.step_failure_data.error.message.strip() if event.step_failure_data and event.step_failure_data.error else ''}", file=self.stream, flush=True)
+            error = event.step_failure_data.error if event.step_failure_data else None
+            print(f"  ✗ {step} failed: {error_message(error)}", file=self.stream, flush=True)
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed:
@@ -90,6 +91,13 @@ def progress_logger(stream=sys.stderr) -> dg.LoggerDefinition:
         return log
 
     return clv_progress
+
+
+def error_message(error) -> str:
+    """The innermost cause of a Dagster step error, in one line."""
+    while error is not None and getattr(error, "cause", None) is not None:
+        error = error.cause
+    return (error.message.strip().splitlines() or [""])[0] if error is not None else "failed"
 
 
 def _instance() -> dg.DagsterInstance:
@@ -142,8 +150,7 @@ def run_pipeline(
         elif kind == "STEP_SUCCESS" and event.step_key in starts:
             summary.step_seconds[event.step_key] = entry.timestamp - starts[event.step_key]
         elif kind == "STEP_FAILURE":
-            error = event.step_failure_data.error if event.step_failure_data else None
-            summary.failed_steps[event.step_key] = error.message.strip() if error else "failed"
+            summary.failed_steps[event.step_key] = error_message(event.step_failure_data.error if event.step_failure_data else None)
         elif kind == "STEP_SKIPPED":
             summary.skipped_steps.append(event.step_key)
         elif kind == "ASSET_CHECK_EVALUATION":

@@ -62,8 +62,6 @@ class RawBatch:
         failed = {f.partition for f in self.failures}
         return [p for p in self.partitions if p not in failed]
 
-    def partition_rows(self, partition: str) -> pl.DataFrame:
-        return self.rows.filter(pl.col("_delivery_date") == pl.lit(partition).str.to_date())
 
 
 def read_partition(landing_dir: Path, source_name: str, partition: str) -> pl.DataFrame:

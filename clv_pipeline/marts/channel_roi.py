@@ -22,6 +22,7 @@ import polars as pl
 
 from clv_pipeline.ingestion.normalise import MONEY
 from clv_pipeline.metrics.cohorts import COHORT_KEYS, cohort_revenue, first_payment_days, is_mature, with_day_index
+from clv_pipeline.metrics.numeric import exact_sum
 from clv_pipeline.settings import ROI_DAYS
 
 
@@ -65,8 +66,8 @@ def channel_roi(
     users = user_clv.select(
         pl.col("install_date").alias("cohort_date"), *COHORT_KEYS[1:], "predicted_revenue_net_d365", "lifetime_value"
     ).group_by(COHORT_KEYS).agg(
-        pl.col("predicted_revenue_net_d365").sum().alias("predicted_revenue_net_365"),
-        pl.col("lifetime_value").sum().alias("_lifetime_value"),
+        exact_sum(pl.col("predicted_revenue_net_d365")).alias("predicted_revenue_net_365"),
+        exact_sum(pl.col("lifetime_value")).alias("_lifetime_value"),
         pl.col("lifetime_value").null_count().alias("_unpredicted"),
     )
     base = cells.select(*COHORT_KEYS, pl.col("cohort_size").alias("installs")).join(

@@ -17,6 +17,7 @@ import math
 import polars as pl
 
 from clv_pipeline.metrics.cohorts import is_payer_event
+from clv_pipeline.metrics.numeric import exact_mean
 
 TIERS = ("whale", "dolphin", "minnow", "non_payer")
 
@@ -87,12 +88,12 @@ def segment_summary(segments: pl.DataFrame, user_clv: pl.DataFrame, purchases: p
     users = segments.select("app_id", "user_id", "value_tier", "media_source").join(
         user_clv.select("app_id", "user_id", "revenue_net_to_date", "lifetime_value", "p_alive"), on=["app_id", "user_id"]
     )
-    total = users["revenue_net_to_date"].cast(pl.Float64).sum()
+    total = float(users["revenue_net_to_date"].sum() or 0)
     summary = users.group_by("value_tier", "media_source").agg(
         pl.len().cast(pl.Int64).alias("users"),
         pl.col("revenue_net_to_date").sum().alias("revenue_net"),
-        pl.col("lifetime_value").mean().alias("mean_lifetime_value"),
-        pl.col("p_alive").mean().alias("mean_p_alive"),
+        exact_mean(pl.col("lifetime_value")).alias("mean_lifetime_value"),
+        exact_mean(pl.col("p_alive")).alias("mean_p_alive"),
     )
     summary = summary.with_columns(
         revenue_share=pl.when(pl.lit(total) != 0).then(pl.col("revenue_net").cast(pl.Float64) / pl.lit(total)).otherwise(None)
@@ -101,7 +102,7 @@ def segment_summary(segments: pl.DataFrame, user_clv: pl.DataFrame, purchases: p
         purchases.filter(pl.col("product_id").is_not_null())
         .join(users.select("app_id", "user_id", "value_tier", "media_source"), on=["app_id", "user_id"], how="inner")
         .group_by("value_tier", "media_source", "product_id")
-        .agg(pl.col("revenue_net_usd").cast(pl.Float64).sum().alias("net"))
+        .agg(pl.col("revenue_net_usd").sum().cast(pl.Float64).alias("net"))
         .filter(pl.col("net") > 0)
         .with_columns(share=pl.col("net") / pl.col("net").sum().over("value_tier", "media_source"))
         .sort(["value_tier", "media_source", "net", "product_id"], descending=[False, False, True, False])

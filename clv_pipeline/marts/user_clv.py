@@ -35,6 +35,7 @@ from clv_pipeline.ingestion.sources import PURCHASE_REVENUE_TYPES
 from clv_pipeline.marts.model_fit import ClvModels
 from clv_pipeline.metrics.cohorts import COHORT_KEYS, DIMS, USER_KEY
 from clv_pipeline.metrics.curves import conversion_within
+from clv_pipeline.metrics.numeric import exact_mean
 from clv_pipeline.models import bg_nbd, clv
 from clv_pipeline.models.rfm import horizon_in_units, rfm_summary, unit_days
 
@@ -98,7 +99,7 @@ def user_rfm(members: pl.DataFrame, purchases: pl.DataFrame, observation_end: da
 
 
 def _first_purchase_value_mean(rfm: pl.DataFrame) -> float:
-    return float(rfm["first_purchase_value"].mean()) if rfm.height else 0.0
+    return float(rfm.select(exact_mean(pl.col("first_purchase_value"))).item() or 0.0) if rfm.height else 0.0
 
 
 def build_user_clv(

@@ -167,7 +167,7 @@ def formula_clv(
         purchases.join(member_groups, on=["app_id", "user_id"], how="inner")
         .group_by(keys)
         .agg(
-            pl.col("revenue_net_usd").cast(pl.Float64).mean().alias("avg_net_value_per_purchase"),
+            (pl.col("revenue_net_usd").sum().cast(pl.Float64) / pl.len()).alias("avg_net_value_per_purchase"),
             pl.len().alias("purchases"),
         )
     )

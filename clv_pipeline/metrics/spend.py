@@ -27,7 +27,7 @@ def _to_micros(column: str) -> pl.Expr:
 
 
 def _from_micros(column: str) -> pl.Expr:
-    return (pl.col(column).cast(pl.Decimal(38, 0)) / pl.lit(MICROS).cast(pl.Decimal(38, 0))).cast(MONEY)
+    return (pl.col(column).cast(MONEY) / pl.lit(MICROS).cast(MONEY)).cast(MONEY)
 
 
 def allocate_spend(spend: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
@@ -65,9 +65,9 @@ def allocate_spend(spend: pl.DataFrame, cells: pl.DataFrame) -> pl.DataFrame:
 
 def _largest_remainder(matched: pl.DataFrame | None) -> pl.DataFrame:
     """Split each spend row's micros over its cells by installs; shares sum to the row exactly."""
-    schema = {"_spend_row": pl.UInt32, "allocated": pl.Int64}
     if matched is None or matched.height == 0:
-        return pl.DataFrame(schema=schema).with_columns([pl.lit(None).alias(k) for k in COHORT_KEYS])
+        schema = {"_spend_row": pl.UInt32, "cohort_date": pl.Date, **{d: pl.String for d in COHORT_KEYS[1:]}, "allocated": pl.Int64}
+        return pl.DataFrame(schema=schema)
     total = pl.col("cohort_size").sum().over("_spend_row")
     exact = pl.col("micros").cast(pl.Float64) * pl.col("cohort_size") / total
     shares = matched.sort(["_spend_row", *COHORT_KEYS], nulls_last=True).with_columns(

@@ -26,16 +26,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
 from clv_pipeline.models.fitting import (
     FitResult,
     ModelInputError,
     as_float_array,
+    broadcast_lengths,
     check_equal_lengths,
     compress_patterns,
     minimize_multistart,
     raise_first_bad,
+    wsum,
+    x_levels,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -47,7 +50,11 @@ A_NEAR_ONE = 1e-4
 
 @dataclass(frozen=True)
 class BetaGeoParams:
-    """BG/NBD parameters: λ ~ Gamma(r, α) (α a rate, in 1/time unit), p ~ Beta(a, b)."""
+    """BG/NBD parameters: λ ~ Gamma(shape r, rate α), p ~ Beta(a, b).
+
+    α is in the model's time unit (the mean purchase rate is r/α per unit); converting a weekly
+    model to days multiplies α by 7 and leaves r, a, b unchanged.
+    """
 
     r: float
     alpha: float
@@ -75,8 +82,7 @@ def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.n
     Requirements: equal lengths, finite values, x a non-negative integer, 0 <= t_x <= T, and
     t_x == 0 when x == 0. Scalars are accepted and broadcast against the arrays.
     """
-    x, t_x, T = np.broadcast_arrays(as_float_array("x", x), as_float_array("t_x", t_x), as_float_array("T", T))
-    check_equal_lengths(x=x, t_x=t_x, T=T)
+    x, t_x, T = broadcast_lengths(x=as_float_array("x", x), t_x=as_float_array("t_x", t_x), T=as_float_array("T", T))
     finite = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T)
     raise_first_bad(~finite, "x, t_x and T must be finite", x=x, t_x=t_x, T=T)
     raise_first_bad((x < 0) | (x != np.floor(x)), "x must be a non-negative integer", x=x, t_x=t_x, T=T)
@@ -126,36 +132,50 @@ def log_likelihood(params: BetaGeoParams, x: object, t_x: object, T: object, wei
         return float(np.sum(ll))
     w = as_float_array("weights", weights)
     check_equal_lengths(x=ll, weights=w)
-    return float(np.dot(w, ll))
+    return float(wsum(w, ll))
 
 
 def log_likelihood_and_gradient(
-    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray
+    log_params: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+    levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Total log-likelihood and its analytic gradient w.r.t. (ln r, ln α, ln a, ln b).
+    """Total log-likelihood Σ w ln L and its analytic gradient w.r.t. (ln r, ln α, ln a, ln b).
 
-    With L = ln A1 + ln A2 + logaddexp(ln A3, ln A4), w3 = A3/(A3+A4), w4 = A4/(A3+A4), ψ = digamma:
-        ∂L/∂r = ψ(r+x) − ψ(r) + ln α − w3 ln(α+T) − w4 ln(α+t_x)
-        ∂L/∂α = r/α − (r+x) [w3/(α+T) + w4/(α+t_x)]
-        ∂L/∂a = ψ(a+b) − ψ(a+b+x) + w4/a
-        ∂L/∂b = ψ(a+b) + ψ(b+x) − ψ(b) − ψ(a+b+x) − w4/(b+x−1)
-    and ∂L/∂ln θ = θ ∂L/∂θ. Inputs are assumed validated.
+    With ln L = ln A1 + ln A2 + logaddexp(ln A3, ln A4) (see ``_ll_terms``),
+    w3 = A3/(A3+A4), w4 = A4/(A3+A4) and ψ = digamma:
+        ∂/∂r = ψ(r+x) − ψ(r) + ln α − w3 ln(α+T) − w4 ln(α+t_x)
+        ∂/∂α = r/α − (r+x) [w3/(α+T) + w4/(α+t_x)]
+        ∂/∂a = ψ(a+b) − ψ(a+b+x) + w4/a
+        ∂/∂b = ψ(a+b) + ψ(b+x) − ψ(b) − ψ(a+b+x) − w4/(b+x−1)
+    and ∂/∂ln θ = θ ∂/∂θ. Terms that depend on x only are evaluated per distinct x (``levels``
+    from ``x_levels``, computed here when not given). Inputs are assumed validated.
     """
     r, alpha, a, b = np.exp(log_params)
-    ll, ln_a3, ln_a4 = _ll_terms(r, alpha, a, b, x, t_x, T)
+    lv, inv, w_lv = x_levels(x, weights) if levels is None else levels
+    ab = a + b
+    # per distinct x
+    lv_ln_a12 = gammaln(r + lv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + lv) - betaln(a, b)
+    lv_b_x_1 = np.where(lv > 0, b + lv - 1.0, 1.0)
+    # per row
+    rx = r + x
+    log_a_T = np.log(alpha + T)
+    log_a_tx = np.log(alpha + t_x)
+    b_x_1 = lv_b_x_1[inv]
+    ln_a3 = -rx * log_a_T
+    ln_a4 = np.where(x > 0, np.log(a) - np.log(b_x_1) - rx * log_a_tx, -np.inf)
     lse = np.logaddexp(ln_a3, ln_a4)
     w3 = np.exp(ln_a3 - lse)
     w4 = np.exp(ln_a4 - lse)
-    rx = r + x
-    pos = x > 0
-    b_x_1 = np.where(pos, b + x - 1.0, 1.0)
-    ab = a + b
-    d_r = digamma(rx) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
-    d_alpha = r / alpha - rx * (w3 / (alpha + T) + w4 / (alpha + t_x))
-    d_a = digamma(ab) - digamma(ab + x) + w4 / a
-    d_b = digamma(ab) + digamma(b + x) - digamma(b) - digamma(ab + x) - w4 / b_x_1
-    grad = np.array([np.dot(weights, d) for d in (d_r, d_alpha, d_a, d_b)]) * np.array([r, alpha, a, b])
-    return float(np.dot(weights, ll)), grad
+    ll = float(wsum(w_lv, lv_ln_a12) + wsum(weights, lse))
+    d_r = wsum(w_lv, digamma(r + lv) - digamma(r) + np.log(alpha)) - wsum(weights, w3 * log_a_T + w4 * log_a_tx)
+    d_alpha = w_lv.sum() * r / alpha - wsum(weights, rx * (w3 / (alpha + T) + w4 / (alpha + t_x)))
+    d_a = wsum(w_lv, digamma(ab) - digamma(ab + lv)) + wsum(weights, w4) / a
+    d_b = wsum(w_lv, digamma(ab) + digamma(b + lv) - digamma(b) - digamma(ab + lv)) - wsum(weights, w4 / b_x_1)
+    return ll, np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,14 +204,16 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
     if total_w <= 0:
         raise ModelInputError("weights sum to zero")
 
+    levels = x_levels(ux, counts)
+
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts)
+        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts, levels)
         if not np.isfinite(ll):
             return np.inf, np.zeros_like(log_params)
         return -ll / total_w, -grad / total_w
 
     # mean repeat rate per unit time: a rough scale for α = r / rate
-    rate = float(np.dot(counts, ux) / max(np.dot(counts, uT), 1e-12))
+    rate = float(wsum(counts, ux) / max(wsum(counts, uT), 1e-12))
     rate = min(max(rate, 1e-6), 1e6)
     starts = [
         (1.0, 1.0, 1.0, 1.0),
@@ -202,8 +224,11 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
     log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES)
     if not np.all(np.isfinite(log_best)):
         raise ModelInputError(f"BG/NBD fit failed: {message}")
+    if not np.any((ux > 0) & (counts > 0)):
+        converged = False
+        message = "no repeat purchases in the data: the BG/NBD likelihood has no maximum; " + message
     params = BetaGeoParams(*np.exp(log_best))
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts)
+    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts, levels)
     return FitResult(
         params=params,
         log_likelihood=ll_total,
@@ -239,16 +264,70 @@ def p_alive(params: BetaGeoParams, x: object, t_x: object, T: object) -> np.ndar
     return np.exp(-np.logaddexp(0.0, _log_dropout_odds(params, x, t_x, T)))
 
 
-def _g_over_a_minus_1_raw(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray):
-    """[1 − (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)] / (a−1) with z = t/(α+T+t).
+def _log_hyp2f1_positive_series(A: np.ndarray, B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """ln 2F1(A, B; C; z) for A, B, C > 0 and 0 <= z < 1 by summing the (all positive) Gauss series
+    Σ_n (A)_n (B)_n / ((C)_n n!) z^n in log space, in chunks of terms, until the geometric bound on
+    the tail is below 1e-16 of the sum (at most ``_SERIES_MAX_TERMS`` terms; NaN if not reached).
 
-    1 − (1−z)^(a−1) F is evaluated as −(expm1((a−1) ln(1−z)) · F + (F − 1)), ln(1−z) as
-    −log1p(t/(α+T)), to keep precision when z is small.
+    Fallback for the few arguments where scipy's hyp2f1 does not return a finite value (large
+    parameters with z close to 1); the rows are independent, the loop runs over chunks of terms.
     """
+    n_rows = len(A)
+    log_sum = np.zeros(n_rows)  # the n = 0 term is 1
+    log_term = np.zeros(n_rows)
+    done = z == 0
+    out = np.full(n_rows, np.nan)
+    out[done] = 0.0
+    log_z = np.log(np.where(z > 0, z, 1.0))
+    start = 0
+    while start < _SERIES_MAX_TERMS and not np.all(done):
+        idx = np.flatnonzero(~done)
+        n = np.arange(start, start + _SERIES_CHUNK, dtype=np.float64)
+        a_, b_, c_ = A[idx, None], B[idx, None], C[idx, None]
+        log_ratio = np.log(a_ + n) + np.log(b_ + n) - np.log(c_ + n) - np.log1p(n) + log_z[idx, None]
+        log_terms = log_term[idx, None] + np.cumsum(log_ratio, axis=1)
+        log_sum[idx] = np.logaddexp(log_sum[idx], logsumexp(log_terms, axis=1))
+        log_term[idx] = log_terms[:, -1]
+        last_ratio = np.exp(log_ratio[:, -1])
+        bound = np.minimum(np.maximum(last_ratio, z[idx]), np.nextafter(1.0, 0.0))  # < 1
+        tail = log_term[idx] + np.log(bound) - np.log1p(-bound)
+        finished = (last_ratio < 1.0) & (tail < log_sum[idx] - 37.0)
+        out[idx[finished]] = log_sum[idx[finished]]
+        done[idx[finished]] = True
+        start += _SERIES_CHUNK
+    return out
+
+
+_SERIES_CHUNK = 1024
+_SERIES_MAX_TERMS = 1 << 21
+
+
+def _g_over_a_minus_1_raw(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray):
+    """[1 − P] / (a−1) with P = (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z), z = t/(α+T+t).
+
+    1 − P is evaluated as −expm1((a−1) ln(1−z) + ln F) when F > 0 (precise when z is small) and
+    directly otherwise (F can be negative when a+b+x−1 < 0); ln(1−z) = −log1p(t/(α+T)).
+    Where scipy's hyp2f1 fails (non-finite: large parameters with z near 1), P is recomputed from
+    the untransformed form P = (1−z)^(r+x) · 2F1(r+x, b+x; a+b+x−1; z), whose Gauss series has
+    positive terms and is summed in log space (``_log_hyp2f1_positive_series``).
+    """
+    x, T, t = np.broadcast_arrays(x, T, t)
     log1m_z = -np.log1p(t / (alpha + T))
     z = -np.expm1(log1m_z)
-    f = hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-    g = -(np.expm1((a - 1.0) * log1m_z) * f + (f - 1.0))
+    with np.errstate(all="ignore"):
+        f = hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+        positive = f > 0
+        g = np.where(
+            positive,
+            -np.expm1((a - 1.0) * log1m_z + np.log(np.where(positive, f, 1.0))),
+            1.0 - np.exp((a - 1.0) * log1m_z) * f,
+        )
+    bad = ~np.isfinite(g) & (a + b + x - 1.0 > 0)
+    if np.any(bad):
+        xb, zb = x[bad], z[bad]
+        log_s = _log_hyp2f1_positive_series(r + xb, b + xb, a + b + xb - 1.0, zb)
+        g = g.copy()
+        g[bad] = -np.expm1((r + xb) * log1m_z[bad] + log_s)
     return g / (a - 1.0)
 
 
@@ -269,13 +348,15 @@ def expected_purchases(params: BetaGeoParams, t: object, x: object, t_x: object,
                               / (1 + δ_{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x)),   z = t/(α+T+t).
     The power and the hypergeometric function of the numerator are replaced by Euler's
     transformation 2F1(A, B; C; z) = (1−z)^(C−A−B) 2F1(C−A, C−B; C; z), which gives
-        ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; z) = (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)
-    and avoids huge powers / slowly converging series for large x. The denominator is computed
-    as exp(logaddexp(0, ·)). ``t`` may be a scalar or an array broadcastable with x.
+        ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; z)
+            = (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)
+    and avoids huge powers / slowly converging series for large x (see ``_g_over_a_minus_1_raw``
+    for the evaluation, its fallback where scipy's hyp2f1 fails, and the removable 0/0 at a = 1).
+    The denominator is computed as exp(logaddexp(0, ·)). ``t`` may be a scalar or an array of the
+    same length as x.
     """
     x, t_x, T = validate_inputs(x, t_x, T)
-    t = as_float_array("t", t)
-    x, t_x, T, t = np.broadcast_arrays(x, t_x, T, t)
+    x, t_x, T, t = broadcast_lengths(x=x, t_x=t_x, T=T, t=as_float_array("t", t))
     raise_first_bad(~np.isfinite(t) | (t < 0), "t must be finite and >= 0", t=t)
     p = params
     g = _g_over_a_minus_1(p.r, p.alpha, p.a, p.b, x, T, t)

@@ -42,8 +42,14 @@ def _check_settings(horizon: float, steps: int, unit_days_: float, annual_discou
 
 
 def _purchases_over_horizon(
-    params: BetaGeoParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, horizon: float, steps: int,
-    unit_days_: float, annual_discount_rate: float,
+    params: BetaGeoParams,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    horizon: float,
+    steps: int,
+    unit_days_: float,
+    annual_discount_rate: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(undiscounted E[X(horizon)], discounted expected purchases) per row, via unique patterns."""
     _check_settings(horizon, steps, unit_days_, annual_discount_rate)
@@ -142,5 +148,7 @@ def new_customer_value(
     if not math.isfinite(margin):
         raise ModelInputError(f"margin must be finite, got {margin!r}")
     horizon = horizon_in_units(horizon_days, time_unit)
-    det = discounted_expected_purchases(params_bg, 0.0, 0.0, 0.0, horizon, steps, unit_days(time_unit), annual_discount_rate)
+    det = discounted_expected_purchases(
+        params_bg, 0.0, 0.0, 0.0, horizon, steps, unit_days(time_unit), annual_discount_rate
+    )
     return float(det[0] * gamma_gamma.population_mean_spend(params_gg) * margin)

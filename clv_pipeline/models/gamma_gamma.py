@@ -26,10 +26,13 @@ from clv_pipeline.models.fitting import (
     FitResult,
     ModelInputError,
     as_float_array,
+    broadcast_lengths,
     check_equal_lengths,
     compress_patterns,
     minimize_multistart,
     raise_first_bad,
+    wsum,
+    x_levels,
 )
 
 PARAM_NAMES = ("p", "q", "gamma")
@@ -60,10 +63,16 @@ def validate_inputs(frequency: object, monetary_value: object) -> tuple[np.ndarr
     Requirements: equal lengths, finite values, frequency a non-negative integer and
     monetary_value >= 0 (its value is ignored where frequency == 0).
     """
-    x, m = np.broadcast_arrays(as_float_array("frequency", frequency), as_float_array("monetary_value", monetary_value))
-    check_equal_lengths(frequency=x, monetary_value=m)
-    raise_first_bad(~(np.isfinite(x) & np.isfinite(m)), "frequency and monetary_value must be finite", frequency=x, monetary_value=m)
-    raise_first_bad((x < 0) | (x != np.floor(x)), "frequency must be a non-negative integer", frequency=x, monetary_value=m)
+    x, m = broadcast_lengths(
+        frequency=as_float_array("frequency", frequency),
+        monetary_value=as_float_array("monetary_value", monetary_value),
+    )
+    raise_first_bad(
+        ~(np.isfinite(x) & np.isfinite(m)), "frequency and monetary_value must be finite", frequency=x, monetary_value=m
+    )
+    raise_first_bad(
+        (x < 0) | (x != np.floor(x)), "frequency must be a non-negative integer", frequency=x, monetary_value=m
+    )
     raise_first_bad(m < 0, "monetary_value must be >= 0", frequency=x, monetary_value=m)
     return np.ascontiguousarray(x), np.ascontiguousarray(m)
 
@@ -108,29 +117,41 @@ def log_likelihood(
     w = np.ones(len(ll)) if weights is None else as_float_array("weights", weights)
     check_equal_lengths(frequency=ll, weights=w)
     ok = ~np.isnan(ll)
-    return float(np.dot(w[ok], ll[ok]))
+    return float(wsum(w[ok], ll[ok]))
 
 
 def log_likelihood_and_gradient(
-    log_params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.ndarray
+    log_params: np.ndarray,
+    x: np.ndarray,
+    m: np.ndarray,
+    weights: np.ndarray,
+    levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    log_m: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """Total log-likelihood and its analytic gradient w.r.t. (ln p, ln q, ln γ); x > 0, m > 0 assumed.
 
         ∂/∂p = x [ψ(px+q) − ψ(px) + ln(m̄x) − ln(γ+m̄x)]
         ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(γ+m̄x)
         ∂/∂γ = q/γ − (px+q)/(γ+m̄x)
-    and ∂/∂ln θ = θ ∂/∂θ.
+    and ∂/∂ln θ = θ ∂/∂θ. The special functions depend on x only and are evaluated once per
+    distinct x (``levels`` as from ``fitting.x_levels``, computed here when not given); ``log_m``
+    = ln m̄ may be passed precomputed.
     """
     p, q, gamma = np.exp(log_params)
+    lv, _, w_lv = x_levels(x, weights) if levels is None else levels
+    # per distinct x
+    plv = p * lv
+    psi_plv_q = digamma(plv + q)
+    lv_ll = gammaln(plv + q) - gammaln(plv) - gammaln(q) + q * np.log(gamma) + plv * np.log(lv)
+    # per row
     px = p * x
-    ll = _individual_ll(p, q, gamma, x, m)
+    log_m = np.log(m) if log_m is None else log_m
     log_gm = np.log(gamma + m * x)
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + np.log(m * x) - log_gm)
-    d_q = psi_pxq - digamma(q) + np.log(gamma) - log_gm
-    d_g = q / gamma - (px + q) / (gamma + m * x)
-    grad = np.array([np.dot(weights, d) for d in (d_p, d_q, d_g)]) * np.array([p, q, gamma])
-    return float(np.dot(weights, ll)), grad
+    ll = float(wsum(w_lv, lv_ll) + wsum(weights, (px - 1.0) * log_m - (px + q) * log_gm))
+    d_p = wsum(w_lv, lv * (psi_plv_q - digamma(plv) + np.log(lv))) + wsum(weights, x * (log_m - log_gm))
+    d_q = wsum(w_lv, psi_plv_q - digamma(q) + np.log(gamma)) - wsum(weights, log_gm)
+    d_g = w_lv.sum() * q / gamma - wsum(weights, (px + q) / (gamma + m * x))
+    return ll, np.array([d_p * p, d_q * q, d_g * gamma])
 
 
 def fit(frequency: object, monetary_value: object, *, weights: object | None = None) -> FitResult[GammaGammaParams]:
@@ -156,19 +177,22 @@ def fit(frequency: object, monetary_value: object, *, weights: object | None = N
     if total_w <= 0:
         raise ModelInputError("weights of the usable customers sum to zero")
 
+    levels = x_levels(ux, counts)
+    log_m = np.log(um)
+
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, um, counts)
+        ll, grad = log_likelihood_and_gradient(log_params, ux, um, counts, levels, log_m)
         if not np.isfinite(ll):
             return np.inf, np.zeros_like(log_params)
         return -ll / total_w, -grad / total_w
 
-    mean_m = float(np.dot(counts, um) / total_w)
+    mean_m = float(wsum(counts, um) / total_w)
     # starts chosen so that the implied population mean p·γ/(q−1) equals the sample mean
     starts = [(p0, q0, mean_m * (q0 - 1.0) / p0) for p0, q0 in ((1.0, 2.0), (5.0, 4.0), (0.5, 1.5))]
     log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES)
     if not np.all(np.isfinite(log_best)):
         raise ModelInputError(f"Gamma-Gamma fit failed: {message}")
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, um, counts)
+    ll_total, _ = log_likelihood_and_gradient(log_best, ux, um, counts, levels)
     return FitResult(
         params=GammaGammaParams(*np.exp(log_best)),
         log_likelihood=ll_total,

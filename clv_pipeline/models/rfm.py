@@ -77,7 +77,11 @@ def _check_transactions(transactions: pl.DataFrame) -> None:
         raise TypeError(f"event_date must be pl.Date, got {transactions.schema['event_date']}")
     if not transactions.schema["value"].is_numeric():
         raise TypeError(f"value must be numeric, got {transactions.schema['value']}")
-    nulls = {c: n for c, n in zip(transactions.columns, transactions.null_count().row(0)) if c in ("user_id", "event_date", "value") and n}
+    nulls = {
+        c: n
+        for c, n in zip(transactions.columns, transactions.null_count().row(0), strict=True)
+        if c in ("user_id", "event_date", "value") and n
+    }
     if nulls:
         raise ValueError(f"transactions contain nulls: {nulls}")
 
@@ -97,7 +101,9 @@ def _daily(transactions: pl.DataFrame, start: dt.date | None, end: dt.date, incl
         return daily.agg(
             pl.col("value").sum().alias("day_value"), (pl.col("value") == 0).all().alias("_all_zero")
         ).with_columns(((pl.col("day_value") > 0) | pl.col("_all_zero")).alias("is_purchase"))
-    return daily.agg(pl.col("value").sum().alias("day_value")).with_columns((pl.col("day_value") > 0).alias("is_purchase"))
+    return daily.agg(pl.col("value").sum().alias("day_value")).with_columns(
+        (pl.col("day_value") > 0).alias("is_purchase")
+    )
 
 
 def _rfm_lazy(
@@ -126,10 +132,13 @@ def _rfm_lazy(
         "first_purchase_date",
         "last_purchase_date",
         frequency.alias("frequency"),
-        ((pl.col("last_purchase_date") - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64) / days_per_unit).alias(
-            "recency"
-        ),
-        ((pl.lit(observation_end) - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64) / days_per_unit).alias("t"),
+        (
+            (pl.col("last_purchase_date") - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64)
+            / days_per_unit
+        ).alias("recency"),
+        (
+            (pl.lit(observation_end) - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64) / days_per_unit
+        ).alias("t"),
         pl.when(frequency > 0)
         .then((pl.col("_purchase_sum") - pl.col("first_purchase_value")) / frequency)
         .otherwise(0.0)

@@ -64,16 +64,14 @@ def _simulate_times(params: BetaGeoParams, T: np.ndarray, rng: np.random.Generat
 def simulate_bg_nbd(params: BetaGeoParams, T: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw (x, t_x) for customers observed for T time units after their first purchase.
 
-    Time is continuous and in the unit of the parameters (1/α). Returns x (int64, repeat
+    Time is continuous, in the time unit of α (λ is per unit). Returns x (int64, repeat
     purchases in (0, T]) and t_x (float64, time of the last one, 0 when x = 0).
     """
     x, t_x, _, _ = _simulate_times(params, T, rng)
     return x, t_x
 
 
-def simulate_gamma_gamma(
-    params: GammaGammaParams, frequency: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def simulate_gamma_gamma(params: GammaGammaParams, frequency: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Mean value of ``frequency`` transactions per customer under Gamma-Gamma (0 where frequency = 0)."""
     x = np.asarray(frequency, dtype=np.int64)
     nu = rng.gamma(params.q, 1.0 / params.gamma, len(x))
@@ -126,13 +124,10 @@ def simulate_transactions(
     all_owner = np.concatenate((np.arange(n), owner))
     all_day = np.concatenate((birth_day, repeat_day))
     values = rng.gamma(gg_params.p, 1.0 / nu[all_owner])
-    return (
-        pl.DataFrame(
-            {
-                "user_id": pl.Series(ids[all_owner].tolist() if len(all_owner) else [], dtype=pl.String),
-                "event_date": pl.Series(all_day, dtype=pl.Int32).cast(pl.Date),
-                "value": pl.Series(values, dtype=pl.Float64),
-            }
-        )
-        .sort("user_id", "event_date", maintain_order=True)
-    )
+    return pl.DataFrame(
+        {
+            "user_id": pl.Series(ids[all_owner].tolist() if len(all_owner) else [], dtype=pl.String),
+            "event_date": pl.Series(all_day, dtype=pl.Int32).cast(pl.Date),
+            "value": pl.Series(values, dtype=pl.Float64),
+        }
+    ).sort("user_id", "event_date", maintain_order=True)

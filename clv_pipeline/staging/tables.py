@@ -95,7 +95,7 @@ def attach_fx(frame: pl.DataFrame, fx_rates: pl.DataFrame, date_column: str, cur
         keyed.filter(pl.col(currency_column).is_not_null() & pl.col("_fx_on").is_not_null())
         .select("_fx_row", pl.col(currency_column).alias("_fx_currency"), "_fx_on")
         .sort("_fx_currency", "_fx_on")
-        .join_asof(rates, left_on="_fx_on", right_on="_fx_date", by="_fx_currency", strategy="backward")
+        .join_asof(rates, left_on="_fx_on", right_on="_fx_date", by="_fx_currency", strategy="backward", check_sortedness=False)
         .select("_fx_row", "_rate")
     )
     out = keyed.join(matched, on="_fx_row", how="left").sort("_fx_row")

@@ -64,16 +64,15 @@ def quarantine_rows(rows: pl.DataFrame, stage: str, reasons_column: str = "_quar
     )
 
 
-def write_raw_partition(wh: Warehouse, source: str, partition: str, rows: pl.DataFrame) -> PartitionWrite:
-    """Replace one delivery partition of a source: raw rows and raw-stage quarantine, atomically."""
-    delivery = date.fromisoformat(partition)
+def write_raw_partitions(wh: Warehouse, source: str, partitions: list[str], rows: pl.DataFrame) -> PartitionWrite:
+    """Replace whole delivery partitions of a source — their raw rows and raw-stage quarantine —
+    in one transaction: after a crash each partition is entirely old or entirely new."""
+    deliveries = [date.fromisoformat(p) for p in partitions]
     raw = rows.select(raw_columns(source))
     bad = quarantine_rows(rows.filter(pl.col("_quarantined")), "raw")
     with wh.transaction():
-        wh.replace_partition(raw_table(source), delivery, raw)
-        wh.append(quarantine_table(source), bad.clear())  # create the table on first use
-        wh.execute(f"DELETE FROM {identifier(quarantine_table(source))} WHERE _delivery_date = ? AND stage = 'raw'", [delivery])
-        wh.append(quarantine_table(source), bad)
+        wh.replace_partitions(raw_table(source), deliveries, raw)
+        wh.replace_partitions(quarantine_table(source), deliveries, bad, extra_condition=("stage", "raw"))
     return PartitionWrite(raw.height, bad.height)
 
 
@@ -119,8 +118,15 @@ def write_staging(
             rows = quarantined.join(row_texts(wh, source, quarantined), on=LINEAGE, how="left")
             stage_rows = quarantine_rows(rows, "staging", "reasons")
             wh.append(quarantine_table(source), stage_rows.clear())
-            wh.execute(f"DELETE FROM {identifier(quarantine_table(source))} WHERE stage = 'staging'")
+            wh.delete_where(quarantine_table(source), "stage", "staging")
             wh.append(quarantine_table(source), stage_rows)
+
+
+def latest_date(wh: Warehouse, table: str, column: str) -> date | None:
+    """max(column) of a stored table, or None when the table is missing or empty."""
+    if not wh.table_exists(table):
+        return None
+    return wh.scalar(f'SELECT max("{column}") FROM {identifier(table)}') if column.isidentifier() else None
 
 
 def read_staging(wh: Warehouse, source: str) -> pl.DataFrame:

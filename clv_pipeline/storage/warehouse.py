@@ -32,11 +32,18 @@ def identifier(name: str) -> str:
     return ".".join(f'"{part}"' for part in name.split("."))
 
 
+def _column(name: str) -> str:
+    if not re.match(r"^[a-z_][a-z0-9_]*$", name):
+        raise ValueError(f"not a valid column identifier: {name!r}")
+    return name
+
+
 class Warehouse:
     """Thin wrapper over one DuckDB connection to the build database."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, create_schemas: bool = True):
         self.con = con
+        self._known_columns: dict[str, list[str]] = {}
         if create_schemas:
             for schema in SCHEMAS:
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
@@ -77,8 +84,8 @@ class Warehouse:
         )
 
     def query(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
-        result = self.con.execute(sql, list(params or []))
-        return pl.from_arrow(result.to_arrow_table())  # type: ignore[return-value]
+        relation = self.con.sql(sql, params=list(params or []))
+        return pl.from_arrow(relation.to_arrow_table())  # type: ignore[return-value]
 
     def read(self, table: str, where_partition_in: Sequence[date] | None = None) -> pl.DataFrame:
         """A whole table (or some `_delivery_date` partitions of a raw table) as Polars."""
@@ -103,14 +110,19 @@ class Warehouse:
 
     # ---- writes (call inside `transaction()` when several must be atomic) -----------------
     def _ensure_table_like(self, table: str, frame: pl.DataFrame) -> None:
-        self.con.register("_frame_schema", frame.clear())
-        try:
-            if not self.table_exists(table):
-                self.execute(f"CREATE TABLE {identifier(table)} AS SELECT * FROM _frame_schema")
-                return
-            existing = self.query(f"SELECT * FROM {identifier(table)} LIMIT 0").columns
-        finally:
-            self.con.unregister("_frame_schema")
+        """Create `table` with the frame's schema if missing; refuse a table of another shape."""
+        existing = self._known_columns.get(table)
+        if existing is None:
+            if self.table_exists(table):
+                existing = self.query(f"SELECT * FROM {identifier(table)} LIMIT 0").columns
+            else:
+                self.con.register("_frame_schema", frame.clear())
+                try:
+                    self.execute(f"CREATE TABLE {identifier(table)} AS SELECT * FROM _frame_schema")
+                finally:
+                    self.con.unregister("_frame_schema")
+                existing = frame.columns
+            self._known_columns[table] = existing
         if existing != frame.columns:
             raise WarehouseSchemaError(
                 f"table {table} in the warehouse has columns {existing}, this version writes {frame.columns}; "
@@ -118,18 +130,25 @@ class Warehouse:
                 "(every layer is rebuilt from the landing folder)"
             )
 
-    def replace_partition(self, table: str, partition: date, frame: pl.DataFrame) -> None:
-        """Delete rows of `_delivery_date = partition` and insert `frame` (idempotent reload)."""
+    def replace_partitions(
+        self, table: str, partitions: Sequence[date], frame: pl.DataFrame, extra_condition: tuple[str, str] | None = None
+    ) -> None:
+        """Delete the rows of the given `_delivery_date` partitions (and, optionally, of one
+        `column = value`), then insert `frame`: an idempotent reload. Call inside `transaction()`."""
         self._ensure_table_like(table, frame)
-        self.execute(f"DELETE FROM {identifier(table)} WHERE _delivery_date = ?", [partition])
+        sql = f"DELETE FROM {identifier(table)} WHERE _delivery_date IN (SELECT unnest(?::DATE[]))"
+        params: list = [list(partitions)]
+        if extra_condition is not None:
+            column, value = extra_condition
+            sql += f' AND "{_column(column)}" = ?'
+            params.append(value)
+        self.execute(sql, params)
         self._insert(table, frame)
 
     def delete_where(self, table: str, column: str, value) -> None:
         if not self.table_exists(table):
             return
-        if not _IDENTIFIER.match(column):
-            raise ValueError(f"not a valid column identifier: {column!r}")
-        self.execute(f'DELETE FROM {identifier(table)} WHERE "{column}" = ?', [value])
+        self.execute(f'DELETE FROM {identifier(table)} WHERE "{_column(column)}" = ?', [value])
 
     def append(self, table: str, frame: pl.DataFrame) -> None:
         self._ensure_table_like(table, frame)
@@ -142,6 +161,7 @@ class Warehouse:
             self.execute(f"CREATE OR REPLACE TABLE {identifier(table)} AS SELECT * FROM _frame")
         finally:
             self.con.unregister("_frame")
+        self._known_columns[table] = frame.columns
 
     def _insert(self, table: str, frame: pl.DataFrame) -> None:
         if frame.height == 0:

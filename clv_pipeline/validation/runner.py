@@ -73,6 +73,10 @@ def _gx_context():
         return _context
 
 
+# Lineage and text columns no rule reads: left out of the frame GX validates (and hashes).
+NOT_VALIDATED = ("_source_file", "_line_number", "_extra", "_row_text", "_field_count_error", "_warnings")
+
+
 def _to_pandas(frame: pl.DataFrame):
     # Decimals become floats for the comparisons GX makes; list columns are not validated.
     casts = [
@@ -80,7 +84,11 @@ def _to_pandas(frame: pl.DataFrame):
         for name, dtype in frame.schema.items()
         if isinstance(dtype, pl.Decimal)
     ]
-    keep = [name for name, dtype in frame.schema.items() if not isinstance(dtype, (pl.List, pl.Struct))]
+    keep = [
+        name
+        for name, dtype in frame.schema.items()
+        if not isinstance(dtype, (pl.List, pl.Struct)) and name not in NOT_VALIDATED
+    ]
     return frame.select(keep).with_columns(casts).to_pandas()
 
 
@@ -119,43 +127,56 @@ def validate_frame(frame: pl.DataFrame, rules: list[Rule], suite_name: str) -> S
     batch = batch_definition.get_batch(batch_parameters={"dataframe": pdf})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
 
-    errors: list[list[str]] = [[] for _ in range(n)]
-    warnings: list[list[str]] = [[] for _ in range(n)]
+    failures: list[tuple[int, int, str, str]] = []  # (row, rule index, severity, reason)
     by_index: dict[int, RuleResult] = {}
-    ordered = sorted(result.results, key=lambda res: int((res.expectation_config.meta or {})["rule_index"]))
-    for res in ordered:
+    for res in result.results:
         meta = res.expectation_config.meta or {}
-        rule = rules[int(meta["rule_index"])]
+        index = int(meta["rule_index"])
+        rule = rules[index]
         if res.exception_info and res.exception_info.get("raised_exception"):
             raise RuntimeError(
                 f"expectation {rule.name!r} of suite {suite_name!r} could not run: "
                 f"{res.exception_info.get('exception_message')}"
             )
         details = res.result or {}
-        indexes = details.get("unexpected_index_list") or []
-        target = errors if rule.severity == "error" else warnings
-        for i in indexes:
-            target[int(i)].append(rule.reason)
-        by_index[int(meta["rule_index"])] = RuleResult(
+        rows = details.get("unexpected_index_list") or []
+        failures.extend((int(i), index, rule.severity, rule.reason) for i in rows)
+        by_index[index] = RuleResult(
             rule=rule,
             success=bool(res.success),
             element_count=int(details.get("element_count") or n),
-            unexpected_count=int(details.get("unexpected_count") or len(indexes)),
+            unexpected_count=int(details.get("unexpected_count") or len(rows)),
             sample_values=list(details.get("partial_unexpected_list") or [])[:5],
         )
-    errors = [_dedupe_reasons(r) for r in errors]
-    results = [by_index[i] for i in range(len(rules))]
-    return SuiteResult(
-        suite_name,
-        results,
-        pl.Series("reasons", errors, dtype=pl.List(pl.String)),
-        pl.Series("warnings", [sorted(set(w)) for w in warnings], dtype=pl.List(pl.String)),
-        gx_result=result,
+    errors, warnings = _row_reasons(failures, n)
+    return SuiteResult(suite_name, [by_index[i] for i in range(len(rules))], errors, warnings, gx_result=result)
+
+
+def _row_reasons(failures: list[tuple[int, int, str, str]], n: int) -> tuple[pl.Series, pl.Series]:
+    """Per-row lists of error and warning reasons, in suite order, built column-wise."""
+    table = pl.DataFrame(failures, schema={"row": pl.Int64, "rule": pl.Int64, "severity": pl.String, "reason": pl.String}, orient="row")
+    structural = pl.col("reason").is_in(STRUCTURAL_REASONS)
+    # a blank or truncated line: only the structural reason, the other failures follow from it
+    errors = (
+        table.filter(pl.col("severity") == "error")
+        .with_columns(_structural=structural.any().over("row"))
+        .filter(~pl.col("_structural") | structural)
+        .sort("row", "rule")
+        .unique(["row", "reason"], keep="first", maintain_order=True)
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("reason"))
     )
+    warnings = (
+        table.filter(pl.col("severity") == "warning")
+        .unique(["row", "reason"])
+        .sort("row", "reason")
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("reason"))
+    )
+    rows = pl.DataFrame({"row": pl.int_range(0, n, eager=True, dtype=pl.Int64)})
 
+    def spread(found: pl.DataFrame, name: str) -> pl.Series:
+        joined = rows.join(found, on="row", how="left").sort("row")
+        return joined["reason"].fill_null(pl.lit([], dtype=pl.List(pl.String))).alias(name)
 
-def _dedupe_reasons(reasons: list[str]) -> list[str]:
-    """Unique reasons in suite order (the first is the row's primary reason); a structural reason
-    (blank or truncated line) alone, since the other failures follow from it."""
-    structural = [r for r in reasons if r in STRUCTURAL_REASONS]
-    return structural[:1] if structural else list(dict.fromkeys(reasons))
+    return spread(errors, "reasons"), spread(warnings, "warnings")

@@ -24,11 +24,13 @@ from clv_pipeline.orchestration.metadata import markdown_table, table_metadata
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
 from clv_pipeline.settings import Settings
 from clv_pipeline.storage.layers import (
+    latest_date,
     raw_partition_counts,
     read_fates,
     read_mart,
     read_quarantine,
     read_staging,
+    staging_table,
     write_mart,
 )
 from clv_pipeline.storage.warehouse import Warehouse
@@ -42,13 +44,8 @@ def observation_end(settings: Settings, wh: Warehouse) -> date:
     if settings.observation_end is not None:
         return settings.observation_end
     latest = [
-        frame.select(pl.col(column).max()).item()
-        for frame, column in (
-            (read_staging(wh, "installs"), "install_date"),
-            (read_staging(wh, "purchases"), "event_date"),
-            (read_staging(wh, "sessions"), "session_date"),
-        )
-        if frame.height
+        latest_date(wh, staging_table(source), column)
+        for source, column in (("installs", "install_date"), ("purchases", "event_date"), ("sessions", "session_date"))
     ]
     latest = [d for d in latest if d is not None]
     if not latest:

@@ -1,9 +1,9 @@
 """Raw layer: one asset per source, partitioned by delivery date.
 
-A run over a range of partitions reads and validates them together (one Great Expectations
-call), then writes each partition in its own DuckDB transaction: its raw rows, its quarantined
-rows and its load-log entry are replaced together, so re-loading a partition is idempotent and a
-crash leaves every partition either old or new. A partition whose files cannot be read keeps its
+A run over a range of partitions reads and validates them in chunks (one Great Expectations
+call per chunk), then replaces each chunk's partitions — raw rows and quarantined rows — in one
+DuckDB transaction, so re-loading a partition is idempotent and a crash leaves every partition
+either entirely old or entirely new. A partition whose files cannot be read keeps its
 previous contents and fails the blocking `files_readable` check.
 """
 
@@ -17,7 +17,7 @@ from clv_pipeline.ingestion.sources import SOURCES
 from clv_pipeline.orchestration.checks import rule_check_results, rule_check_specs
 from clv_pipeline.orchestration.partitions import DELIVERIES
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
-from clv_pipeline.storage.layers import write_raw_partition
+from clv_pipeline.storage.layers import write_raw_partitions
 from clv_pipeline.validation.suites import RAW_SUITES
 
 # Partitions validated and written per chunk (bounds memory on long backfills).
@@ -71,14 +71,10 @@ def build_raw_asset(source_name: str) -> dg.AssetsDefinition:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
                 batch = load_deliveries(settings.landing_dir, source_name, chunk)
-                failed = {f.partition for f in batch.failures}
                 failures.extend(batch.failures)
-                for partition in chunk:
-                    if partition in failed:
-                        continue
-                    written = write_raw_partition(wh, source_name, partition, batch.partition_rows(partition))
-                    rows_written += written.rows
-                    quarantined += written.quarantined
+                written = write_raw_partitions(wh, source_name, batch.loaded_partitions, batch.rows)
+                rows_written += written.rows
+                quarantined += written.quarantined
                 for failure in batch.failures:
                     context.log.error(failure.message)
                 batches.append(batch)

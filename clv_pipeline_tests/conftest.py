@@ -1,0 +1,126 @@
+"""Shared fixtures: where the real data sets are, and whole-pipeline runs reused by many tests.
+
+The real data sets live in `../shared/data` next to the repository (override with the
+CLV_SHARED_DATA environment variable). Tests that need them are skipped, with the reason shown in
+the pytest summary, when the folder is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from clv_pipeline.cli.run import RunSummary, run_pipeline  # noqa: E402
+from clv_pipeline.settings import Settings  # noqa: E402
+
+
+def shared_data_dir() -> Path:
+    override = os.environ.get("CLV_SHARED_DATA")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+SHARED_DATA = shared_data_dir()
+INTENDO_DIR = SHARED_DATA / "intendo"
+CDNOW_SAMPLE = SHARED_DATA / "cdnow" / "CDNOW_sample.txt"
+
+needs_intendo = pytest.mark.skipif(
+    not (INTENDO_DIR / "user_summary.csv").is_file(),
+    reason=f"intendo data not found in {INTENDO_DIR} (set CLV_SHARED_DATA to the shared data folder)",
+)
+needs_cdnow = pytest.mark.skipif(
+    not CDNOW_SAMPLE.is_file(),
+    reason=f"CDNOW data not found in {CDNOW_SAMPLE.parent} (set CLV_SHARED_DATA to the shared data folder)",
+)
+
+
+@dataclass
+class PipelineRun:
+    settings: Settings
+    summary: RunSummary
+    truth: dict | None = None
+
+    def table(self, name: str) -> pl.DataFrame:
+        """A published table, read from the serving database."""
+        return serving_table(self.settings.serving_db_path, name)
+
+    def parquet(self, name: str) -> pl.DataFrame:
+        return pl.read_parquet(self.settings.parquet_dir / f"{name}.parquet")
+
+    def warehouse_query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
+        try:
+            return pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
+        finally:
+            con.close()
+
+
+def serving_table(path: Path, name: str) -> pl.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return pl.from_arrow(con.sql(f'SELECT * FROM "{name}"').to_arrow_table())
+    finally:
+        con.close()
+
+
+def run_on(landing: Path, root: Path, **settings) -> PipelineRun:
+    config = Settings(
+        landing_dir=landing, warehouse_path=root / "warehouse.duckdb", serving_dir=root / "serving", **settings
+    )
+    summary = run_pipeline(config)
+    assert summary.success, f"pipeline run failed: {summary.failed_steps} {[c for c in summary.checks_failed]}"
+    truth_file = landing / "ground_truth.json"
+    truth = json.loads(truth_file.read_text()) if truth_file.exists() else None
+    return PipelineRun(config, summary, truth)
+
+
+SAMPLE_DAYS = 120
+SAMPLE_SCALE = 1.0
+SAMPLE_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def sample_landing(tmp_path_factory) -> Path:
+    from clv_pipeline.sample_data import generate_sample
+
+    landing = tmp_path_factory.mktemp("sample") / "landing"
+    generate_sample(landing, days=SAMPLE_DAYS, seed=SAMPLE_SEED, scale=SAMPLE_SCALE)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_landing, tmp_path_factory) -> PipelineRun:
+    """The generated sample through the whole pipeline (the README's main job)."""
+    return run_on(sample_landing, tmp_path_factory.mktemp("sample_run"))
+
+
+@pytest.fixture(scope="session")
+def intendo_run(tmp_path_factory) -> PipelineRun:
+    if not (INTENDO_DIR / "user_summary.csv").is_file():
+        pytest.skip(f"intendo data not found in {INTENDO_DIR}")
+    from clv_pipeline.ingestion.importers import import_intendo
+
+    root = tmp_path_factory.mktemp("intendo")
+    import_intendo(INTENDO_DIR, root / "landing")
+    return run_on(root / "landing", root)
+
+
+@pytest.fixture(scope="session")
+def cdnow_run(tmp_path_factory) -> PipelineRun:
+    if not CDNOW_SAMPLE.is_file():
+        pytest.skip(f"CDNOW data not found in {CDNOW_SAMPLE.parent}")
+    from clv_pipeline.ingestion.importers import import_cdnow
+
+    root = tmp_path_factory.mktemp("cdnow")
+    import_cdnow(CDNOW_SAMPLE, root / "landing")
+    return run_on(root / "landing", root, observation_end=date(1997, 9, 30), time_unit="weeks")
