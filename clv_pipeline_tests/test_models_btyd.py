@@ -540,6 +540,9 @@ def test_rfm_summary_conventions() -> None:
             ("c", "2024-01-29", 0.0),  # zero value: c is not a payer by default
             ("d", "2024-01-05", -1.0),  # refund before the first purchase
             ("d", "2024-01-06", 4.0),
+            ("d", "2024-01-07", 0.1),
+            ("d", "2024-01-07", 0.2),
+            ("d", "2024-01-07", -0.3),  # nets to exactly 0 (not 5.6e-17 as in floats): no purchase
         ]
     )
     end = dt.date(2024, 1, 29)
@@ -564,6 +567,22 @@ def test_rfm_summary_conventions() -> None:
     assert with_zero["user_id"].to_list() == ["a", "c", "d"]
     # the same-day full refund is still not a purchase day with include_zero_value
     assert with_zero.row(0, named=True)["frequency"] == 1
+
+
+def test_rfm_summary_is_bit_identical_for_reruns_and_shuffled_input() -> None:
+    rng = np.random.default_rng(3)
+    births = [dt.date(2024, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 300, 20_000)]
+    end = dt.date(2024, 12, 31)
+    tx = simulate.simulate_transactions(BetaGeoParams(0.5, 20.0, 0.8, 2.5), PUBLISHED_GG, births, end, rng)
+    refunds = tx.sample(10_000, seed=1).with_columns(pl.col("value") * -0.37)
+    tx = pl.concat([tx, refunds, tx.sample(5_000, seed=2)])
+    first = rfm.rfm_summary(tx, end, "days")
+    for seed in range(3):
+        assert rfm.rfm_summary(tx, end, "days").equals(first)
+        assert rfm.rfm_summary(tx.sample(fraction=1.0, shuffle=True, seed=seed), end, "days").equals(first)
+    # and the fits on it are bit-identical too
+    fit = bg_nbd.fit(*_xtT(first))
+    assert bg_nbd.fit(*_xtT(rfm.rfm_summary(tx.reverse(), end, "days"))).params == fit.params
 
 
 def test_calibration_holdout_split() -> None:

@@ -21,6 +21,9 @@ Convention (the one used by Fader, Hardie & Lee for CDNOW and by the ``lifetimes
 * ``first_purchase_value`` = net value of the first purchase day;
 * ``total_value`` = net value of all events up to observation_end, refunds included.
 
+Values are netted and summed exactly in integer millionths of the currency unit (``MICROS``), so
+the output is bit-identical from run to run and for any order of the input rows.
+
 Times are expressed in the chosen unit: days, or weeks = days / 7 (fractional). Users without any
 purchase day are absent from the output.
 """
@@ -86,24 +89,41 @@ def _check_transactions(transactions: pl.DataFrame) -> None:
         raise ValueError(f"transactions contain nulls: {nulls}")
 
 
-def _daily(transactions: pl.DataFrame, start: dt.date | None, end: dt.date, include_zero_value: bool) -> pl.LazyFrame:
-    """Net value per (user, day) for events with start < event_date <= end, and the purchase flag.
+#: Values are summed as integers in millionths of the currency unit: integer sums are exact, so
+#: they do not depend on the order of the terms (a Polars group_by fixes no summation order, and
+#: float sums would differ in the last bits from run to run), and a purchase refunded the same
+#: day nets to exactly 0 (9.99 − 9.99 in floats need not).
+MICROS = 1_000_000
 
-    ``is_purchase`` = net day value > 0, or (``include_zero_value`` and every event of the day has
-    value exactly 0, i.e. free purchases only).
+
+def _micros(expr: pl.Expr) -> pl.Expr:
+    return (expr.cast(pl.Float64) * MICROS).round().cast(pl.Int64)
+
+
+def _from_micros(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.Float64) / MICROS
+
+
+def _daily(transactions: pl.DataFrame, start: dt.date | None, end: dt.date, include_zero_value: bool) -> pl.LazyFrame:
+    """Net value per (user, day), in micros (``day_micros``, Int64), for events with
+    start < event_date <= end, and the purchase flag ``is_purchase``: net day value > 0, or
+    (``include_zero_value`` and every event of the day has value 0, i.e. free purchases only).
     """
-    lf = transactions.lazy().select("user_id", "event_date", pl.col("value").cast(pl.Float64))
     cond = pl.col("event_date") <= end
     if start is not None:
         cond = cond & (pl.col("event_date") > start)
-    daily = lf.filter(cond).group_by("user_id", "event_date")
-    if include_zero_value:
-        return daily.agg(
-            pl.col("value").sum().alias("day_value"), (pl.col("value") == 0).all().alias("_all_zero")
-        ).with_columns(((pl.col("day_value") > 0) | pl.col("_all_zero")).alias("is_purchase"))
-    return daily.agg(pl.col("value").sum().alias("day_value")).with_columns(
-        (pl.col("day_value") > 0).alias("is_purchase")
+    daily = (
+        transactions.lazy()
+        .select("user_id", "event_date", _micros(pl.col("value")).alias("micros"))
+        .filter(cond)
+        .group_by("user_id", "event_date")
     )
+    day_micros = pl.col("micros").sum().alias("day_micros")
+    if include_zero_value:
+        return daily.agg(day_micros, (pl.col("micros") == 0).all().alias("_all_zero")).with_columns(
+            ((pl.col("day_micros") > 0) | pl.col("_all_zero")).alias("is_purchase")
+        )
+    return daily.agg(day_micros).with_columns((pl.col("day_micros") > 0).alias("is_purchase"))
 
 
 def _rfm_lazy(
@@ -112,7 +132,7 @@ def _rfm_lazy(
     days_per_unit = unit_days(time_unit)
     purchase = pl.col("is_purchase")
     p_dates = pl.col("event_date").filter(purchase)
-    p_values = pl.col("day_value").filter(purchase)
+    first_day = purchase & (pl.col("event_date") == p_dates.min())
     per_user = (
         _daily(transactions, None, observation_end, include_zero_value)
         .group_by("user_id")
@@ -120,9 +140,9 @@ def _rfm_lazy(
             p_dates.min().alias("first_purchase_date"),
             p_dates.max().alias("last_purchase_date"),
             purchase.sum().cast(pl.Int64).alias("n_purchase_days"),
-            p_values.sum().alias("_purchase_sum"),
-            p_values.sort_by(p_dates).first().alias("first_purchase_value"),
-            pl.col("day_value").sum().alias("total_value"),
+            pl.col("day_micros").filter(purchase).sum().alias("_purchase_micros"),
+            pl.col("day_micros").filter(first_day).sum().alias("_first_micros"),
+            pl.col("day_micros").sum().alias("_total_micros"),
         )
         .filter(pl.col("n_purchase_days") > 0)
     )
@@ -140,11 +160,11 @@ def _rfm_lazy(
             (pl.lit(observation_end) - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64) / days_per_unit
         ).alias("t"),
         pl.when(frequency > 0)
-        .then((pl.col("_purchase_sum") - pl.col("first_purchase_value")) / frequency)
+        .then(_from_micros(pl.col("_purchase_micros") - pl.col("_first_micros")) / frequency)
         .otherwise(0.0)
         .alias("monetary_value"),
-        "first_purchase_value",
-        "total_value",
+        _from_micros(pl.col("_first_micros")).alias("first_purchase_value"),
+        _from_micros(pl.col("_total_micros")).alias("total_value"),
     )
 
 
@@ -197,8 +217,17 @@ def calibration_holdout_split(
         .group_by("user_id")
         .agg(
             purchase.sum().cast(pl.Int64).alias("holdout_frequency"),
-            pl.col("day_value").sum().alias("holdout_value"),
-            pl.col("day_value").filter(purchase).mean().alias("holdout_monetary_value"),
+            pl.col("day_micros").sum().alias("_holdout_micros"),
+            pl.col("day_micros").filter(purchase).sum().alias("_holdout_purchase_micros"),
+        )
+        .select(
+            "user_id",
+            "holdout_frequency",
+            _from_micros(pl.col("_holdout_micros")).alias("holdout_value"),
+            pl.when(pl.col("holdout_frequency") > 0)
+            .then(_from_micros(pl.col("_holdout_purchase_micros")) / pl.col("holdout_frequency"))
+            .otherwise(0.0)
+            .alias("holdout_monetary_value"),
         )
     )
     duration = (holdout_end - calibration_end).days / days_per_unit
