@@ -6,7 +6,6 @@ that need it are skipped when it is absent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
@@ -16,25 +15,10 @@ from clv_pipeline.ingestion.countries import COUNTRY_NAME_TO_ISO2, ISO2_CODES, t
 from clv_pipeline.ingestion.importers import import_cdnow, import_intendo
 from clv_pipeline.ingestion.importers.intendo import platform_from_device
 from clv_pipeline.ingestion.sources import SOURCES
+from clv_pipeline_tests.conftest import INTENDO_DIR, SHARED_DATA, needs_cdnow, needs_intendo
 
 
-def _shared_data() -> Path:
-    override = os.environ.get("CLV_SHARED_DATA")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-SHARED_DATA = _shared_data()
-INTENDO_DIR = SHARED_DATA / "intendo"
 CDNOW_DIR = SHARED_DATA / "cdnow"
-
-needs_intendo = pytest.mark.skipif(
-    not (INTENDO_DIR / "user_summary.csv").is_file(),
-    reason=f"intendo data not found in {INTENDO_DIR} (set CLV_SHARED_DATA to the shared data folder)")
-needs_cdnow = pytest.mark.skipif(
-    not (CDNOW_DIR / "CDNOW_sample.txt").is_file(),
-    reason=f"CDNOW data not found in {CDNOW_DIR} (set CLV_SHARED_DATA to the shared data folder)")
 
 
 def _read_landing(landing: Path, source: str) -> pl.DataFrame:

@@ -6,8 +6,6 @@ The CDNOW tests reproduce the published figures of PRODUCT.md §7 from the raw t
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -17,20 +15,16 @@ from clv_pipeline.models import bg_nbd, clv, gamma_gamma, rfm, simulate
 from clv_pipeline.models.bg_nbd import BetaGeoParams
 from clv_pipeline.models.fitting import ModelInputError, numerical_hessian
 from clv_pipeline.models.gamma_gamma import GammaGammaParams
+from clv_pipeline_tests.conftest import CDNOW_SAMPLE
 
 PUBLISHED_BG = BetaGeoParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
 PUBLISHED_GG = GammaGammaParams(p=6.25, q=3.74, gamma=15.44)
 CALIBRATION_END = dt.date(1997, 9, 30)
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("CLV_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 @pytest.fixture(scope="module")
 def cdnow_transactions() -> pl.DataFrame:
-    path = _shared_data() / "cdnow" / "CDNOW_sample.txt"
+    path = CDNOW_SAMPLE
     if not path.exists():
         pytest.skip(f"CDNOW sample not found at {path} (set CLV_SHARED_DATA to the shared data folder)")
     user_ids, dates, values = [], [], []

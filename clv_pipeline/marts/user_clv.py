@@ -37,7 +37,7 @@ from clv_pipeline.metrics.cohorts import COHORT_KEYS, DIMS, USER_KEY
 from clv_pipeline.metrics.curves import conversion_within
 from clv_pipeline.metrics.numeric import exact_mean
 from clv_pipeline.models import bg_nbd, clv
-from clv_pipeline.models.rfm import horizon_in_units, rfm_summary, unit_days
+from clv_pipeline.models.rfm import rfm_summary, unit_days
 
 MODEL_BTYD = "bg_nbd+gamma_gamma"
 MODEL_PAYER_CURVE = "cohort_payer_curve"
@@ -159,17 +159,19 @@ def build_user_clv(
     )
 
 
+def _unpredicted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Null predictions, labelled: the models could not be fitted on this data."""
+    return frame.with_columns(
+        *[pl.lit(None, dtype=pl.Float64).alias(c) for c in ("p_alive", "expected_purchases", "predicted_clv", "_roi_predicted")],
+        model=pl.lit(MODEL_NONE),
+    )
+
+
 def _predict_payers(users: pl.DataFrame, rfm: pl.DataFrame, models: ClvModels, settings: ClvSettings, unit: float) -> pl.DataFrame:
     frame = rfm.rename({"user_id": "_uid"}).join(users.select("_uid", "_roi_left_days"), on="_uid", how="inner")
     base = frame.select("_uid", "frequency", "recency", "t", "monetary_value", "first_purchase_date", "last_purchase_date")
     if not models.usable or frame.height == 0:
-        return base.with_columns(
-            p_alive=pl.lit(None, dtype=pl.Float64),
-            expected_purchases=pl.lit(None, dtype=pl.Float64),
-            predicted_clv=pl.lit(None, dtype=pl.Float64),
-            _roi_predicted=pl.lit(None, dtype=pl.Float64),
-            model=pl.lit(MODEL_NONE),
-        )
+        return _unpredicted(base)
     bg, gg = models.bg.params, models.gg.params  # type: ignore[union-attr]
     x, t_x, T, m = (frame[c].to_numpy() for c in ("frequency", "recency", "t", "monetary_value"))
     pred = clv.predicted_clv(
@@ -193,14 +195,7 @@ def _predict_non_payers(
     if users.height == 0:
         return pl.DataFrame(schema={"_uid": pl.UInt32})
     if not models.usable:
-        return users.select("_uid").with_columns(
-            frequency=pl.lit(None, dtype=pl.Int64),
-            p_alive=pl.lit(None, dtype=pl.Float64),
-            expected_purchases=pl.lit(None, dtype=pl.Float64),
-            predicted_clv=pl.lit(None, dtype=pl.Float64),
-            _roi_predicted=pl.lit(None, dtype=pl.Float64),
-            model=pl.lit(MODEL_NONE),
-        )
+        return _unpredicted(users.select("_uid").with_columns(frequency=pl.lit(None, dtype=pl.Int64)))
     bg, gg = models.bg.params, models.gg.params  # type: ignore[union-attr]
     first_value = _first_purchase_value_mean(rfm) * settings.margin
     unit = unit_days(settings.time_unit)

@@ -80,8 +80,9 @@ def read_raw(wh: Warehouse, source: str, with_row_text: bool = False) -> pl.Data
     """Raw rows of every loaded partition (an empty frame of the right shape if none)."""
     if not wh.table_exists(raw_table(source)):
         return pl.DataFrame()
-    frame = wh.read(raw_table(source))
-    return frame if with_row_text else frame.drop(ROW_TEXT_COLUMN)
+    if with_row_text:
+        return wh.read(raw_table(source))
+    return wh.query(f"SELECT * EXCLUDE ({ROW_TEXT_COLUMN}, _extra) FROM {identifier(raw_table(source))}")
 
 
 def row_texts(wh: Warehouse, source: str, keys: pl.DataFrame) -> pl.DataFrame:

@@ -10,7 +10,6 @@ previous contents and fails the blocking `files_readable` check.
 from __future__ import annotations
 
 import dagster as dg
-import polars as pl
 
 from clv_pipeline.ingestion.load import PartitionFailure, RawBatch, load_deliveries
 from clv_pipeline.ingestion.sources import SOURCES
