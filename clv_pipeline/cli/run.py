@@ -81,7 +81,7 @@ class _ProgressHandler(logging.Handler):
                 print(f"  {mark} check {data.asset_key.to_user_string()}.{data.check_name} did not pass ({data.severity.value})", file=self.stream, flush=True)
 
 
-def progress_logger(stream=sys.stderr) -> dg.LoggerDefinition:
+def progress_logger(stream) -> dg.LoggerDefinition:
     @dg.logger(description="Concise progress lines for the clv CLI")
     def clv_progress(_init_context):
         log = logging.getLogger("clv_progress")
@@ -109,11 +109,12 @@ def run_pipeline(
     settings: Settings,
     partitions: list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
-    stream=sys.stderr,
+    stream=None,
 ) -> RunSummary:
     """Materialize the given delivery partitions (default: all in the landing folder) and every
     downstream asset. Returns a summary; never raises for data problems (they are in it)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    stream = stream or sys.stderr
     landing = Path(settings.landing_dir)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist (run `clv generate` or `clv import` first)")
@@ -162,10 +163,10 @@ def run_pipeline(
     return summary
 
 
-def print_summary(summary: RunSummary, settings: Settings, stream=sys.stdout) -> None:
+def print_summary(summary: RunSummary, settings: Settings, stream=None) -> None:
     from clv_pipeline.cli.report import run_report
 
-    print(run_report(summary, settings), file=stream)
+    print(run_report(summary, settings), file=stream or sys.stdout)
 
 
 def checks_by_asset(checks: list[CheckOutcome]) -> dict[str, tuple[int, int]]:

@@ -1,0 +1,101 @@
+"""Failure paths end to end: a broken file blocks publication (the previous snapshot stays), the
+summary names the file, and the next good run publishes again. Plus the serving swap with an open
+reader."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from clv_pipeline.cli.main import main as clv_main
+from clv_pipeline.cli.run import run_pipeline
+from clv_pipeline.publication.serving import publish
+from clv_pipeline.sample_data import generate_sample
+from clv_pipeline.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def snapshot_id(path: Path) -> str:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT snapshot_id FROM _snapshot").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def small_landing(tmp_path_factory) -> Path:
+    landing = tmp_path_factory.mktemp("small") / "landing"
+    generate_sample(landing, days=21, scale=0.05, seed=3)
+    return landing
+
+
+def test_broken_file_blocks_publication_and_names_the_file(small_landing, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    first = run_pipeline(settings)
+    assert first.success
+    published = snapshot_id(settings.serving_db_path)
+
+    day = sorted(p.name for p in (landing / "installs").iterdir())[5]
+    broken = next((landing / "installs" / day).iterdir())
+    broken.write_text("user_id,platform\nu1,ios\n")  # install_time is missing
+    second = run_pipeline(settings)
+    assert not second.success
+    failed = [c for c in second.checks_failed if c.check == "files_readable"]
+    assert len(failed) == 1 and failed[0].severity == "ERROR"
+    assert f"installs/{day}/{broken.name}" in failed[0].description
+    assert "missing required column(s) ['install_time']" in failed[0].description
+    assert "serving_snapshot" in second.skipped_steps or "serving_snapshot" not in second.step_seconds
+    assert snapshot_id(settings.serving_db_path) == published  # the previous snapshot stays
+
+    exit_code = clv_main(["run", "--landing", str(landing), "--warehouse", str(settings.warehouse_path), "--serving", str(settings.serving_dir)])
+    out = capsys.readouterr()
+    assert exit_code == 1
+    assert "files_readable" in out.out and broken.name in out.out
+
+    shutil.copy(small_landing / "installs" / day / broken.name, broken)  # the corrected re-delivery
+    third = run_pipeline(settings)
+    assert third.success
+    assert snapshot_id(settings.serving_db_path) == published  # same data again -> same snapshot
+
+
+def test_missing_landing_folder_is_a_clear_error(tmp_path, capsys):
+    code = clv_main(["run", "--landing", str(tmp_path / "nope"), "--warehouse", str(tmp_path / "w.duckdb"), "--serving", str(tmp_path / "s")])
+    assert code == 2
+    assert "landing folder" in capsys.readouterr().err
+
+
+def test_an_open_reader_keeps_its_snapshot_while_a_new_one_is_published(tmp_path):
+    serving = tmp_path / "serving"
+    first = {"model_fit": pl.DataFrame({"model": ["bg_nbd"], "parameter": ["r"], "value": [1.0]})}
+    second = {"model_fit": pl.DataFrame({"model": ["bg_nbd"], "parameter": ["r"], "value": [2.0]})}
+    # only the columns the contract knows are allowed: use the full contract columns
+    from clv_pipeline.publication.contract import TABLES
+
+    def full(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns([pl.lit(None).alias(c) for c in TABLES["model_fit"].columns if c not in frame.columns]).select(
+            list(TABLES["model_fit"].columns)
+        )
+
+    publish({k: full(v) for k, v in first.items()}, serving, "2024-01-01T23:59:59")
+    reader = duckdb.connect(str(serving / "clv.duckdb"), read_only=True)
+    try:
+        assert reader.execute("SELECT value FROM model_fit").fetchall() == [(1.0,)]
+        publish({k: full(v) for k, v in second.items()}, serving, "2024-01-02T23:59:59")
+        assert reader.execute("SELECT value FROM model_fit").fetchall() == [(1.0,)]  # its snapshot
+    finally:
+        reader.close()
+    fresh = duckdb.connect(str(serving / "clv.duckdb"), read_only=True)
+    try:
+        assert fresh.execute("SELECT value FROM model_fit").fetchall() == [(2.0,)]
+    finally:
+        fresh.close()
+    assert pl.read_parquet(serving / "parquet" / "model_fit.parquet")["value"].to_list() == [2.0]
+    assert not list(serving.glob(".clv.duckdb.tmp-*"))
