@@ -61,7 +61,12 @@ class Settings:
             raise ValueError(f"target_roas must be positive, got {self.target_roas}")
         if not 0 < self.whale_share < 1 or not 0 <= self.dolphin_share < 1 or self.whale_share + self.dolphin_share >= 1:
             raise ValueError("whale_share and dolphin_share must be shares of payers that sum below 1")
-        for revenue_type, fee in self.store_fees.items():
+        fees = {**DEFAULT_STORE_FEES, **self.store_fees}
+        unknown = sorted(set(fees) - set(DEFAULT_STORE_FEES))
+        if unknown:
+            raise ValueError(f"store fees for unknown revenue types {unknown}; known: {sorted(DEFAULT_STORE_FEES)}")
+        object.__setattr__(self, "store_fees", fees)
+        for revenue_type, fee in fees.items():
             if not 0 <= fee < 1:
                 raise ValueError(f"store fee for {revenue_type!r} must be in [0, 1), got {fee}")
         import zoneinfo
@@ -101,4 +106,20 @@ class Settings:
             kwargs["reporting_timezone"] = env["CLV_TIMEZONE"]
         if "CLV_DAY_INDEX_MODE" in env:
             kwargs["day_index_mode"] = env["CLV_DAY_INDEX_MODE"]
+        if env.get("CLV_STORE_FEES"):
+            kwargs["store_fees"] = parse_store_fees(env["CLV_STORE_FEES"].split(","))
         return cls(**kwargs)
+
+
+def parse_store_fees(items: list[str]) -> dict[str, float]:
+    """["iap=0", "subscription=0.15"] -> {"iap": 0.0, "subscription": 0.15}."""
+    fees: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            fees[name.strip()] = float(value)
+        except ValueError as exc:
+            raise ValueError(f"store fee must look like TYPE=RATE (e.g. iap=0.15), got {item!r}") from exc
+    return fees

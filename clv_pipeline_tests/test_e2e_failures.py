@@ -5,6 +5,7 @@ reader."""
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -99,3 +100,89 @@ def test_an_open_reader_keeps_its_snapshot_while_a_new_one_is_published(tmp_path
         fresh.close()
     assert pl.read_parquet(serving / "parquet" / "model_fit.parquet")["value"].to_list() == [2.0]
     assert not list(serving.glob(".clv.duckdb.tmp-*"))
+
+
+def test_observation_end_cuts_spend_too(small_landing, tmp_path):
+    settings = Settings(
+        landing_dir=small_landing,
+        warehouse_path=tmp_path / "wh.duckdb",
+        serving_dir=tmp_path / "serving",
+        observation_end=date(2026, 11, 20),
+    )
+    assert run_pipeline(settings).success
+    roi = serving_frame(settings, "channel_roi")
+    assert roi["cohort_date"].max() <= date(2026, 11, 20)
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        staged = con.execute("SELECT sum(spend_usd) FROM staging.ad_spend WHERE date <= DATE '2026-11-20'").fetchall()[0][0]
+        later = con.execute("SELECT sum(spend_usd) FROM staging.ad_spend WHERE date > DATE '2026-11-20'").fetchall()[0][0]
+    finally:
+        con.close()
+    assert later > 0
+    assert roi["spend"].sum() == staged
+
+
+def test_observation_end_after_the_data_is_refused(small_landing, tmp_path):
+    settings = Settings(
+        landing_dir=small_landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving",
+        observation_end=date(2027, 6, 1),
+    )
+    summary = run_pipeline(settings)
+    assert not summary.success
+    assert any("observation end 2027-06-01 is after the latest event in the data (2026-11-30)" in m for m in summary.failed_steps.values())
+    assert not settings.serving_db_path.exists()
+
+
+def test_landing_without_installs_publishes_empty_cohorts(small_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    shutil.rmtree(landing / "installs")
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    summary = run_pipeline(settings)
+    assert summary.success, summary.failed_steps
+    assert serving_frame(settings, "cohort_retention").height == 0
+    assert serving_frame(settings, "user_clv").height == 0
+    dq = serving_frame(settings, "data_quality")
+    purchases = dq.filter(pl.col("source") == "purchases")
+    assert purchases["rows_orphan"].sum() == purchases["rows_loaded"].sum() - purchases["rows_replaced"].sum()
+    fit = serving_frame(settings, "model_fit")
+    assert fit["parameter"].null_count() == fit.height and "not fitted" in fit["message"][0]
+
+
+def test_an_invalid_partition_folder_blocks_publication(small_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    (landing / "installs" / "2026-13-45").mkdir()
+    (landing / "installs" / "latest").mkdir()
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    summary = run_pipeline(settings)
+    assert not summary.success
+    assert "2026-13-45" not in summary.partitions
+    check = next(c for c in summary.checks_failed if c.asset == "raw_installs" and c.check == "files_readable")
+    assert "2026-13-45" in check.description and "latest" in check.description and "not a date" in check.description
+    assert not settings.serving_db_path.exists()
+
+
+def test_a_removed_delivery_is_reported_and_pruned_on_request(small_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_landing, landing)
+    settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    assert run_pipeline(settings).success
+    day = sorted(p.name for p in (landing / "purchases").iterdir())[3]
+    for source in ("installs", "purchases", "sessions", "ad_spend", "fx_rates"):
+        shutil.rmtree(landing / source / day, ignore_errors=True)
+    kept = run_pipeline(settings)
+    assert kept.success and day in kept.stale_partitions["purchases"]
+    assert day in serving_frame(settings, "data_quality")["partition"].cast(pl.String).to_list()
+    pruned = run_pipeline(settings, prune_missing=True)
+    assert pruned.success and pruned.pruned
+    assert day not in serving_frame(settings, "data_quality")["partition"].cast(pl.String).to_list()
+    assert run_pipeline(settings).stale_partitions == {}
+
+
+def serving_frame(settings: Settings, name: str) -> pl.DataFrame:
+    con = duckdb.connect(str(settings.serving_db_path), read_only=True)
+    try:
+        return pl.from_arrow(con.sql(f'SELECT * FROM "{name}"').to_arrow_table())
+    finally:
+        con.close()

@@ -171,3 +171,12 @@ def test_country_names_and_channel_case_are_normalised(tmp_path):
     assert rows["media_source"].to_list() == ["facebook", "facebook", "organic"]
     assert rows["platform"].to_list() == ["ios", "android", "android"]
     assert rows["_quarantine_reasons"].to_list() == [[], [], ["invalid_country"]]
+
+
+def test_jsonl_blank_and_broken_lines_are_rows_with_reasons(tmp_path):
+    landing = tmp_path / "landing"
+    good = json.dumps({"date": "2024-01-01", "currency": "EUR", "usd_per_unit": 1.1})
+    write(landing / "fx_rates" / "2024-01-02" / "r.jsonl", f"{good}\n\n{{not json\n[1, 2]\n")
+    rows = load_deliveries(landing, "fx_rates", ["2024-01-02"]).rows.sort("_line_number")
+    assert rows["_line_number"].to_list() == [1, 2, 3, 4]
+    assert rows["_quarantine_reasons"].to_list() == [[], ["empty_row"], ["invalid_json"], ["invalid_json"]]

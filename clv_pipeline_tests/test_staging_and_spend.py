@@ -109,7 +109,13 @@ def test_fx_uses_the_rate_of_the_day_or_the_nearest_earlier_one():
 
 def test_purchases_net_revenue_orphans_and_quarantine():
     installs = pl.DataFrame(
-        {"app_id": ["a"], "user_id": ["u1"], "install_time": [datetime(2024, 1, 2, 12)], "install_date": [date(2024, 1, 2)]}
+        {
+            "app_id": ["a", "a"],
+            "user_id": ["u1", "u9"],
+            "install_time": [datetime(2024, 1, 2, 12), datetime(2024, 1, 1)],
+            "install_date": [date(2024, 1, 2), date(2024, 1, 1)],
+            "is_new_install": [True, False],  # u9 is known only from a reinstall row
+        }
     )
     rates = pl.DataFrame({"date": [date(2024, 1, 1)], "currency": ["EUR"], "usd_per_unit": [1.25]})
     rows = [
@@ -127,6 +133,8 @@ def test_purchases_net_revenue_orphans_and_quarantine():
          "product_id": None, "revenue_type": "iap", "app_id": None},  # 25 h before the install
         {"event_id": "e7", "user_id": "u1", "event_time": datetime(2024, 1, 1, 13), "revenue": Decimal("1"), "currency": "USD",
          "product_id": None, "revenue_type": "iap", "app_id": None},  # 23 h before: allowed
+        {"event_id": "e8", "user_id": "u9", "event_time": datetime(2024, 1, 3), "revenue": Decimal("50"), "currency": "USD",
+         "product_id": None, "revenue_type": "iap", "app_id": None},  # reinstall-only user: an orphan
     ]
     result = build_purchases(raw(rows, ["2024-01-05"] * len(rows)), installs, rates, {"iap": 0.3, "ad": 0.0}, "UTC", 24)
     table = {r["event_id"]: r for r in result.table.to_dicts()}
@@ -137,6 +145,7 @@ def test_purchases_net_revenue_orphans_and_quarantine():
     assert table["e3"]["revenue_net_usd"] == Decimal("0.050000")  # no store fee on ad revenue
     assert table["e1"]["app_id"] == "a"  # filled from the user's install
     assert table["e4"]["is_orphan"] and table["e4"]["app_id"] == "default"
+    assert table["e8"]["is_orphan"] and table["e8"]["app_id"] == "a"
     assert not table["e1"]["is_orphan"]
     assert "e7" in table
     quarantined = dict(zip(result.quarantined["_line_number"].to_list(), result.quarantined["reasons"].to_list()))
@@ -179,3 +188,31 @@ def test_largest_remainder_allocation_is_exact(amount):
         cells([(f"c{i}", "US", "ios", i + 1) for i in range(7)]),
     )
     assert allocated["spend"].sum() == Decimal(amount).quantize(Decimal("0.000001"))
+
+
+def test_reporting_timezone_does_not_change_the_fx_rate():
+    """01:13 UTC on 3 Aug is 2 Aug in Los Angeles; the rate file starts on 3 Aug (UTC dates)."""
+    installs = pl.DataFrame(
+        {"app_id": ["a"], "user_id": ["u"], "install_time": [datetime(2024, 8, 1)], "install_date": [date(2024, 8, 1)], "is_new_install": [True]}
+    )
+    rates = pl.DataFrame({"date": [date(2024, 8, 3)], "currency": ["BRL"], "usd_per_unit": [0.2]})
+    rows = [{"event_id": "e", "user_id": "u", "event_time": datetime(2024, 8, 3, 1, 13), "revenue": Decimal("10"), "currency": "BRL",
+             "product_id": None, "revenue_type": "iap", "app_id": "a"}]
+    for timezone in ("UTC", "America/Los_Angeles"):
+        result = build_purchases(raw(rows, ["2024-08-04"]), installs, rates, {"iap": 0.3}, timezone, 24)
+        assert result.quarantined.height == 0, timezone
+        assert result.table["revenue_gross_usd"].to_list() == [Decimal("2.000000")]
+        assert result.table["event_date"].to_list() == [date(2024, 8, 3) if timezone == "UTC" else date(2024, 8, 2)]
+
+
+def test_observation_end_is_the_last_complete_day():
+    from clv_pipeline.metrics.observation import ObservationEndError, resolve_observation_end
+
+    # a delivery carries the days before it: an event dated on its delivery day is a partial day
+    assert resolve_observation_end(None, date(2024, 2, 2), date(2024, 2, 1)) == date(2024, 1, 31)
+    assert resolve_observation_end(None, date(2024, 1, 30), date(2024, 2, 1)) == date(2024, 1, 30)
+    assert resolve_observation_end(date(2024, 1, 15), date(2024, 1, 30), date(2024, 2, 1)) == date(2024, 1, 15)
+    with pytest.raises(ObservationEndError, match="after the latest event"):
+        resolve_observation_end(date(2024, 3, 1), date(2024, 1, 30), date(2024, 2, 1))
+    with pytest.raises(ObservationEndError, match="nothing to compute"):
+        resolve_observation_end(None, None, date(2024, 2, 1))

@@ -9,7 +9,8 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from clv_pipeline.settings import Settings
+from clv_pipeline.settings import Settings, parse_store_fees
+from clv_pipeline.storage.warehouse import WarehouseLockedError
 
 DEFAULTS = Settings()
 
@@ -40,6 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-unit", choices=["days", "weeks"], default=DEFAULTS.time_unit, help="time unit of the CLV models")
     run.add_argument("--timezone", default=DEFAULTS.reporting_timezone, help="reporting time zone (default UTC)")
     run.add_argument("--day-index", choices=["calendar", "24h"], default=DEFAULTS.day_index_mode, help="day index convention")
+    run.add_argument(
+        "--prune-missing",
+        action="store_true",
+        help="drop partitions loaded earlier whose delivery folder is no longer in the landing folder",
+    )
+    run.add_argument(
+        "--store-fee",
+        action="append",
+        default=[],
+        metavar="TYPE=RATE",
+        help="store fee of a revenue type, e.g. --store-fee iap=0 for sales outside app stores "
+        f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULTS.store_fees.items())})",
+    )
 
     imp = sub.add_parser("import", help="convert a real data set into the landing layout")
     imp_sub = imp.add_subparsers(dest="dataset", required=True)
@@ -62,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "import":
             return _import(args)
         return _run(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, WarehouseLockedError) as exc:
         print(f"clv {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -102,8 +116,9 @@ def _run(args) -> int:
         time_unit=args.time_unit,
         reporting_timezone=args.timezone,
         day_index_mode=args.day_index,
+        store_fees=parse_store_fees(args.store_fee),
     )
-    summary = run_pipeline(settings)
+    summary = run_pipeline(settings, prune_missing=args.prune_missing)
     print_summary(summary, settings)
     return 0 if summary.success else 1
 

@@ -19,6 +19,15 @@ def run_report(summary, settings: Settings) -> str:
     lines.append(f"\nRun {status} in {summary.duration_seconds:.1f} s ({len(summary.partitions)} delivery partitions).")
     for folder in summary.invalid_folders:
         lines.append(f"  invalid partition folder: {folder} (not YYYY-MM-DD)")
+    for source, dates in summary.stale_partitions.items():
+        shown = ", ".join(dates[:5]) + (f" and {len(dates) - 5} more" if len(dates) > 5 else "")
+        if summary.pruned:
+            lines.append(f"  dropped {len(dates)} {source} partition(s) whose delivery folder is gone: {shown}")
+        else:
+            lines.append(
+                f"  WARNING: {len(dates)} {source} partition(s) loaded earlier are no longer in the landing folder and are "
+                f"still used: {shown} (re-run with --prune-missing to drop them)"
+            )
     for step, message in summary.failed_steps.items():
         lines.append(f"  step {step} failed: {message}")
     if summary.skipped_steps:
@@ -30,11 +39,19 @@ def run_report(summary, settings: Settings) -> str:
         lines.append(f"  [{check.severity}] {check.asset}.{check.check}{detail}")
     if not settings.warehouse_path.exists():
         return "\n".join(lines)
+    rebuilt = set(summary.step_seconds)
     with Warehouse.open(settings.warehouse_path, read_only=True) as wh:
         lines.append("Rows per table:")
         for name in PUBLISHED_TABLES:
             count = wh.count(mart_table(name)) if wh.table_exists(mart_table(name)) else None
-            lines.append(f"  {name:<18} {count if count is not None else 'not built'}")
+            if name in rebuilt:
+                lines.append(f"  {name:<18} {count:,}")
+            elif count is not None:
+                lines.append(f"  {name:<18} not rebuilt in this run (the warehouse keeps {count:,} rows from an earlier run)")
+            else:
+                lines.append(f"  {name:<18} not built")
+        if not summary.success:
+            lines.append("The figures below are from the warehouse as it stands, which may predate this run.")
         if wh.table_exists(mart_table("data_quality")):
             dq = wh.read(mart_table("data_quality"))
             if dq.height:
@@ -60,7 +77,12 @@ def run_report(summary, settings: Settings) -> str:
                 message = group["message"][0]
                 lines.append(f"Model {model[0]}: {params or message}" + (f" (LL {group['log_likelihood'][0]:.1f}, {group['n_users'][0]} users)" if params else ""))
     serving = settings.serving_db_path
-    lines.append(f"Serving snapshot: {serving}" + ("" if serving.exists() else " (not published)"))
+    if "serving_snapshot" in rebuilt:
+        lines.append(f"Serving snapshot published: {serving}")
+    elif serving.exists():
+        lines.append(f"Serving snapshot NOT published by this run; the previous one stays: {serving}")
+    else:
+        lines.append("Serving snapshot not published (none exists yet).")
     slow = sorted(summary.step_seconds.items(), key=lambda kv: -kv[1])[:5]
     if slow:
         lines.append("Slowest steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in slow))

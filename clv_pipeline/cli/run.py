@@ -9,6 +9,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,8 @@ from clv_pipeline.ingestion.landing import discover_partition_keys, invalid_part
 from clv_pipeline.orchestration.definitions import ALL_JOB, build_definitions
 from clv_pipeline.orchestration.partitions import register_deliveries
 from clv_pipeline.settings import Settings
+from clv_pipeline.storage.layers import drop_partitions, loaded_partitions
+from clv_pipeline.storage.warehouse import Warehouse
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -40,6 +43,9 @@ class RunSummary:
     failed_steps: dict[str, str] = field(default_factory=dict)
     skipped_steps: list[str] = field(default_factory=list)
     invalid_folders: list[str] = field(default_factory=list)
+    # Delivery partitions in the warehouse whose folder is gone from the landing folder.
+    stale_partitions: dict[str, list[str]] = field(default_factory=dict)
+    pruned: bool = False
     duration_seconds: float = 0.0
     run_id: str = ""
 
@@ -61,8 +67,9 @@ class _ProgressHandler(logging.Handler):
         event = meta.get("dagster_event")
         step = meta.get("step_key") or ""
         if event is None:
-            if record.levelno >= logging.WARNING and step:
-                print(f"  ! {step}: {record.getMessage().split(' - ')[-1]}", file=self.stream, flush=True)
+            message = record.getMessage().split(" - ")[-1]
+            if record.levelno >= logging.WARNING and step and "Not executing" not in message:
+                print(f"  ! {step}: {message}", file=self.stream, flush=True)
             return
         kind = event.event_type_value
         if kind == "STEP_START":
@@ -93,11 +100,32 @@ def progress_logger(stream) -> dg.LoggerDefinition:
     return clv_progress
 
 
+def _stale_partitions(settings: Settings, keys: list[str], prune: bool) -> dict[str, list[str]]:
+    """Partitions loaded by an earlier run whose delivery folder is no longer in the landing
+    folder (a whole delivery was removed). With `prune` they are dropped before the run;
+    otherwise they stay and the summary says so."""
+    if not Path(settings.warehouse_path).exists():
+        return {}
+    present = {date.fromisoformat(k) for k in keys}
+    with Warehouse.open(settings.warehouse_path) as wh:
+        stale = {s: sorted(d for d in dates if d not in present) for s, dates in loaded_partitions(wh).items()}
+        stale = {s: d for s, d in stale.items() if d}
+        if prune:
+            for source, dates in stale.items():
+                drop_partitions(wh, source, dates)
+    return {s: [d.isoformat() for d in dates] for s, dates in stale.items()}
+
+
 def error_message(error) -> str:
-    """The innermost cause of a Dagster step error, in one line."""
+    """The innermost cause of a Dagster step error, in one line, without Dagster's class names."""
     while error is not None and getattr(error, "cause", None) is not None:
         error = error.cause
-    return (error.message.strip().splitlines() or [""])[0] if error is not None else "failed"
+    if error is None:
+        return "failed"
+    line = (error.message.strip().splitlines() or [""])[0]
+    if "blocking asset check failed" in line:
+        return "stopped by a failed blocking check (see the checks below)"
+    return line.split(": ", 1)[1] if line.startswith(("dagster.", "polars.", "_duckdb.", "duckdb.")) and ": " in line else line
 
 
 def _instance() -> dg.DagsterInstance:
@@ -110,6 +138,7 @@ def run_pipeline(
     partitions: list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     stream=None,
+    prune_missing: bool = False,
 ) -> RunSummary:
     """Materialize the given delivery partitions (default: all in the landing folder) and every
     downstream asset. Returns a summary; never raises for data problems (they are in it)."""
@@ -119,9 +148,11 @@ def run_pipeline(
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist (run `clv generate` or `clv import` first)")
     keys = partitions if partitions is not None else discover_partition_keys(landing)
-    if not keys:
-        raise FileNotFoundError(f"no delivery folders (<source>/<YYYY-MM-DD>/) found under {landing}")
     invalid = [str(p) for p in invalid_partition_folders(landing)]
+    if not keys:
+        found = f"; folders that are not dates: {invalid}" if invalid else ""
+        raise FileNotFoundError(f"no delivery folders (<source>/<YYYY-MM-DD>/) found under {landing}{found}")
+    stale = _stale_partitions(settings, keys, prune_missing)
     instance = instance or _instance()
     register_deliveries(instance, keys)
     ordered = [k for k in instance.get_dynamic_partitions("deliveries") if k in set(keys)]
@@ -130,7 +161,7 @@ def run_pipeline(
     started = time.monotonic()
     print(f"clv run: {len(keys)} delivery partitions ({keys[0]} … {keys[-1]}) from {landing}", file=stream, flush=True)
     for folder in invalid:
-        print(f"  ✗ {folder}: partition folder is not a date (expected YYYY-MM-DD); skipped", file=stream, flush=True)
+        print(f"  ✗ {folder}: partition folder is not a date (expected YYYY-MM-DD); not loaded, publication blocked", file=stream, flush=True)
     result = job.execute_in_process(
         instance=instance,
         tags={RANGE_START: ordered[0], RANGE_END: ordered[-1]},
@@ -138,12 +169,19 @@ def run_pipeline(
         raise_on_error=False,
     )
     summary = RunSummary(
-        success=result.success and not invalid, partitions=list(keys), invalid_folders=invalid, run_id=result.run_id
+        success=result.success,
+        partitions=list(keys),
+        invalid_folders=invalid,
+        run_id=result.run_id,
+        stale_partitions=stale,
+        pruned=prune_missing,
     )
     starts: dict[str, float] = {}
     for entry in instance.all_logs(result.run_id):
         event = entry.dagster_event
         if event is None:
+            if entry.step_key and "Not executing" in (entry.user_message or ""):
+                summary.skipped_steps.append(entry.step_key)  # abandoned: an upstream step failed
             continue
         kind = event.event_type_value
         if kind == "STEP_START":

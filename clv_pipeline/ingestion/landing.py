@@ -73,25 +73,32 @@ def delivery_folders(landing_dir: Path, source: str) -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
 
 
+def _is_partition_key(name: str) -> bool:
+    try:
+        parse_partition_key(name)
+    except LandingFileError:
+        return False
+    return True
+
+
 def discover_partition_keys(landing_dir: Path) -> list[str]:
-    """All delivery dates present under any source, sorted. Non-date folders are skipped here
-    (see `invalid_partition_folders`)."""
+    """All delivery dates present under any source, sorted. Folders that are not valid dates are
+    left out here (see `invalid_partition_folders`)."""
     keys: set[str] = set()
     for source in SOURCES:
-        keys.update(k for k in delivery_folders(landing_dir, source) if _DATE_FOLDER.match(k))
+        keys.update(k for k in delivery_folders(landing_dir, source) if _is_partition_key(k))
     return sorted(keys)
 
 
-def invalid_partition_folders(landing_dir: Path) -> list[Path]:
-    """Folders under a source that are not YYYY-MM-DD dates."""
-    bad = []
-    for source in SOURCES:
-        for key, folder in delivery_folders(landing_dir, source).items():
-            try:
-                parse_partition_key(key)
-            except LandingFileError:
-                bad.append(folder)
-    return bad
+def invalid_partition_folders(landing_dir: Path, source: str | None = None) -> list[Path]:
+    """Folders under a source (or under any source) that are not valid YYYY-MM-DD dates."""
+    sources = [source] if source else list(SOURCES)
+    return [
+        folder
+        for name in sources
+        for key, folder in delivery_folders(landing_dir, name).items()
+        if not _is_partition_key(key)
+    ]
 
 
 def partition_files(landing_dir: Path, source: str, partition_key: str) -> list[Path]:
@@ -244,11 +251,16 @@ def _read_jsonl(text: str, shown: str) -> pl.DataFrame:
     line_numbers: list[int] = []
     raw_texts: list[str] = []
     errors: list[str | None] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip() == "":
-            continue
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    for number, line in enumerate(lines, start=1):
         line_numbers.append(number)
         raw_texts.append(line)
+        if line.strip() == "":
+            records.append({})
+            errors.append("empty_row")
+            continue
         try:
             obj = json.loads(line)
             if not isinstance(obj, dict):
@@ -258,7 +270,7 @@ def _read_jsonl(text: str, shown: str) -> pl.DataFrame:
         except ValueError as exc:
             records.append({})
             errors.append(f"invalid JSON ({exc})")
-    if not line_numbers:
+    if not any(e != "empty_row" for e in errors):
         raise LandingFileError(shown, "file is empty (no JSON lines)")
     columns: dict[str, None] = {}
     for r in records:

@@ -76,6 +76,8 @@ def read_partition(landing_dir: Path, source_name: str, partition: str) -> pl.Da
         _event_time=pl.col(EVENT_TIME_COLUMN[source_name]).cast(pl.Datetime("us")),
         _row_problem=pl.when(pl.col("_field_count_error") == "empty_row")
         .then(pl.lit("empty_row"))
+        .when(pl.col("_field_count_error").str.starts_with("invalid JSON"))
+        .then(pl.lit("invalid_json"))
         .when(pl.col("_field_count_error").is_not_null())
         .then(pl.lit("wrong_field_count"))
         .otherwise(pl.lit(None, dtype=pl.String)),

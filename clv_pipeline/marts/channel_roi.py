@@ -47,6 +47,15 @@ def payback_days(
     return reached
 
 
+def _revenue_by_day_columns(revenue: pl.DataFrame) -> pl.DataFrame:
+    """Long (cohort keys, day_n, revenue_net) -> one row per cell with revenue_net_d{N} columns."""
+    wide = revenue.select(*COHORT_KEYS).unique(maintain_order=True)
+    for n in ROI_DAYS:
+        at_n = revenue.filter(pl.col("day_n") == n).select(*COHORT_KEYS, pl.col("revenue_net").alias(f"revenue_net_d{n}"))
+        wide = wide.join(at_n, on=list(COHORT_KEYS), how="left", nulls_equal=True)
+    return wide.with_columns([pl.col(f"revenue_net_d{n}").cast(MONEY) for n in ROI_DAYS])
+
+
 def channel_roi(
     cells: pl.DataFrame,
     members: pl.DataFrame,
@@ -58,8 +67,7 @@ def channel_roi(
     target_roas: float,
 ) -> pl.DataFrame:
     revenue = cohort_revenue(members, purchases, ROI_DAYS, observation_end, mode)
-    wide = revenue.pivot(on="day_n", index=list(COHORT_KEYS), values="revenue_net", aggregate_function=None)
-    wide = wide.rename({str(n): f"revenue_net_d{n}" for n in ROI_DAYS})
+    wide = _revenue_by_day_columns(revenue)
     payers_to_date = (
         first_payment_days(members, purchases, observation_end, mode).group_by(COHORT_KEYS).agg(pl.len().cast(pl.Int64).alias("payers"))
     )

@@ -3,32 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from clv_pipeline.settings import Settings
-from clv_pipeline.storage.warehouse import Warehouse
+from clv_pipeline.storage.warehouse import Warehouse, WarehouseLockedError
 
 _DEFAULTS = Settings()
 
 
 class WarehouseResource(DuckDBResource):
-    """The build database (`data/warehouse.duckdb` by default). Connections retry while another
-    process holds the file lock (dagster-duckdb's backoff) and are always closed."""
+    """The build database (`data/warehouse.duckdb` by default). Opening it waits, with a warning
+    that names the file and the holder, while another process holds DuckDB's write lock, and fails
+    with a clear message after `lock_timeout_seconds`. Connections are always closed."""
+
+    lock_timeout_seconds: float = 120.0
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay, warned = 0.5, False
+        while True:
+            try:
+                return duckdb.connect(self.database, read_only=False, config=dict(self.connection_config))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                holder = str(exc).strip().splitlines()[0]
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"the build database {self.database} is locked by another process and stayed locked for "
+                        f"{self.lock_timeout_seconds:.0f} s ({holder}). Stop that process (a second `clv run`, a notebook "
+                        "or BI tool holding the file) and re-run; BI tools should read data/serving/clv.duckdb instead."
+                    ) from exc
+                if not warned:
+                    dg.get_dagster_logger().warning(f"waiting for the lock on {self.database}: {holder}")
+                    warned = True
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with self.get_connection() as con:
-            try:
-                yield Warehouse(con)
-            finally:
-                con.close()
+        con = self._connect()
+        try:
+            yield Warehouse(con)
+        finally:
+            con.close()
 
 
 class ClvSettingsResource(dg.ConfigurableResource):
@@ -41,6 +68,7 @@ class ClvSettingsResource(dg.ConfigurableResource):
     reporting_timezone: str = _DEFAULTS.reporting_timezone
     day_index_mode: str = _DEFAULTS.day_index_mode
     day_list: list[int] = list(_DEFAULTS.day_list)
+    store_fees: dict[str, float] = dict(_DEFAULTS.store_fees)
     horizon_days: int = _DEFAULTS.horizon_days
     annual_discount_rate: float = _DEFAULTS.annual_discount_rate
     margin: float = _DEFAULTS.margin
@@ -56,6 +84,7 @@ class ClvSettingsResource(dg.ConfigurableResource):
             reporting_timezone=settings.reporting_timezone,
             day_index_mode=settings.day_index_mode,
             day_list=list(settings.day_list),
+            store_fees=dict(settings.store_fees),
             horizon_days=settings.horizon_days,
             annual_discount_rate=settings.annual_discount_rate,
             margin=settings.margin,
@@ -71,6 +100,7 @@ class ClvSettingsResource(dg.ConfigurableResource):
             reporting_timezone=self.reporting_timezone,
             day_index_mode=self.day_index_mode,  # type: ignore[arg-type]
             day_list=tuple(self.day_list),
+            store_fees=dict(self.store_fees),
             horizon_days=self.horizon_days,
             annual_discount_rate=self.annual_discount_rate,
             margin=self.margin,

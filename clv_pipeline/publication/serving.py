@@ -22,6 +22,11 @@ from clv_pipeline.publication.contract import TABLES
 from clv_pipeline.storage.warehouse import Warehouse, identifier
 
 SNAPSHOT_TABLE = "_snapshot"
+SNAPSHOT_COLUMNS = {
+    "snapshot_id": "content hash of the published tables: equal ids mean equal data",
+    "as_of": "end of the observation end day of the run",
+    "tables": "the tables of this snapshot",
+}
 KEEP_PARQUET_SNAPSHOTS = 2
 
 
@@ -83,6 +88,8 @@ def publish(tables: dict[str, pl.DataFrame], serving_dir: Path, as_of: str) -> P
             [sid, as_of, sorted(tables)],
         )
         wh.execute(f"COMMENT ON TABLE {SNAPSHOT_TABLE} IS {sql_literal('Identity of this snapshot: every table in the file comes from the same run.')}")
+        for column, text in SNAPSHOT_COLUMNS.items():
+            wh.execute(f'COMMENT ON COLUMN {SNAPSHOT_TABLE}."{column}" IS {sql_literal(text)}')
         wh.execute("CHECKPOINT")
     os.replace(tmp, database)
     parquet_dir = _publish_parquet(tables, serving_dir, sid)

@@ -3,8 +3,10 @@
 - installs: one row per (app_id, user_id), earliest install wins; `install_date` in the reporting
   time zone; `is_new_install` false for users known only from reinstall rows (not cohort members).
 - purchases: one row per event_id, latest delivery wins; app_id filled from the user's install
-  when absent; FX to USD at the event date (nearest earlier rate); store fee and net revenue;
-  `is_orphan` when the user has no install yet (kept, joins its cohort when the install arrives).
+  when absent; FX to USD at the event's UTC date (nearest earlier rate: rate files are dated in
+  UTC, so the reporting time zone does not change which rate applies); store fee and net revenue;
+  `is_orphan` when the user has no new install yet (no install, or only reinstall rows): kept,
+  counted, and it joins its cohort when the install arrives.
 - sessions: one row per (app_id, user_id, session_time, session_id).
 - ad_spend: one row per (date, app_id, media_source, campaign, country, platform), latest delivery
   wins (restatement), spend converted to USD at the spend date.
@@ -126,12 +128,12 @@ def build_purchases(
     revenue type (the store returns its fee on a refund); net = gross − store fee."""
     resolved = resolve_keys(valid_rows(raw), "purchases")
     events = fill_app_id(_canonical(resolved, "purchases"), installs)
-    events = events.with_columns(event_date=local_date("event_time", timezone))
-    events = attach_fx(events, fx_rates, "event_date")
-    first_install = installs.select("app_id", "user_id", "install_time")
+    events = events.with_columns(event_date=local_date("event_time", timezone), _fx_date=pl.col("event_time").dt.date())
+    events = attach_fx(events, fx_rates, "_fx_date").drop("_fx_date")
+    first_install = installs.select("app_id", "user_id", "install_time", "is_new_install")
     events = events.join(first_install, on=["app_id", "user_id"], how="left").with_columns(
         _earliest_allowed_time=pl.col("install_time") - pl.duration(microseconds=int(before_install_tolerance_hours * 3_600_000_000)),
-        is_orphan=pl.col("install_time").is_null(),
+        is_orphan=~pl.col("is_new_install").fill_null(False),
     )
     check = validate_frame(events, STAGING_ROW_SUITES["purchases"], "staging_rows_purchases")
     events = events.with_columns(check.row_errors.alias("_reasons"))
@@ -160,7 +162,7 @@ def build_sessions(raw: pl.DataFrame, installs: pl.DataFrame, timezone: str) -> 
         session_date=local_date("session_time", timezone)
     )
     table = table.join(
-        installs.select("app_id", "user_id", pl.lit(False).alias("is_orphan")), on=["app_id", "user_id"], how="left"
+        installs.select("app_id", "user_id", (~pl.col("is_new_install")).alias("is_orphan")), on=["app_id", "user_id"], how="left"
     ).with_columns(pl.col("is_orphan").fill_null(True))
     return StagingResult(table.sort("app_id", "user_id", "session_time"), resolved.fates)
 

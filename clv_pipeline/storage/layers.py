@@ -76,6 +76,26 @@ def write_raw_partitions(wh: Warehouse, source: str, partitions: list[str], rows
     return PartitionWrite(raw.height, bad.height)
 
 
+def loaded_partitions(wh: Warehouse) -> dict[str, set[date]]:
+    """Delivery dates that have rows in each source's raw table."""
+    out: dict[str, set[date]] = {}
+    for source in SOURCES:
+        if wh.table_exists(raw_table(source)):
+            dates = wh.query(f"SELECT DISTINCT _delivery_date AS d FROM {identifier(raw_table(source))}")["d"].to_list()
+            out[source] = set(dates)
+    return out
+
+
+def drop_partitions(wh: Warehouse, source: str, partitions: list[date]) -> None:
+    """Remove delivery partitions of a source from the raw layer and its raw-stage quarantine."""
+    with wh.transaction():
+        for table in (raw_table(source), quarantine_table(source)):
+            if wh.table_exists(table):
+                wh.execute(
+                    f"DELETE FROM {identifier(table)} WHERE _delivery_date IN (SELECT unnest(?::DATE[]))", [list(partitions)]
+                )
+
+
 def read_raw(wh: Warehouse, source: str, with_row_text: bool = False) -> pl.DataFrame:
     """Raw rows of every loaded partition (an empty frame of the right shape if none)."""
     if not wh.table_exists(raw_table(source)):

@@ -25,6 +25,10 @@ class WarehouseSchemaError(RuntimeError):
     pass
 
 
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the DuckDB file's write lock."""
+
+
 def identifier(name: str) -> str:
     """A table name from code constants, validated and quoted (never data)."""
     if not _IDENTIFIER.match(name):
@@ -54,7 +58,12 @@ class Warehouse:
         """Open a database file directly (CLI, tests, the serving build). Dagster assets use the
         warehouse resource."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise WarehouseLockedError(f"{path} is locked by another process: {str(exc).splitlines()[0]}") from exc
         try:
             yield cls(con, create_schemas=create_schemas and not read_only)
         finally:

@@ -30,7 +30,7 @@ Severity = Literal["error", "warning"]
 ExpectationBuilder = Callable[[Any], Any]
 
 # Reasons about the shape of a line; when a row has one, its other reasons are dropped.
-STRUCTURAL_REASONS = ("empty_row", "wrong_field_count")
+STRUCTURAL_REASONS = ("empty_row", "wrong_field_count", "invalid_json")
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,13 @@ def _structure() -> list[Rule]:
             "empty_row",
             "a data line is not blank",
             lambda E: E.ExpectColumnValuesToNotBeInSet(column="_row_problem", value_set=["empty_row"]),
+        ),
+        Rule(
+            "row_is_json_object",
+            "error",
+            "invalid_json",
+            "a JSON-lines row is one valid JSON object",
+            lambda E: E.ExpectColumnValuesToNotBeInSet(column="_row_problem", value_set=["invalid_json"]),
         ),
         Rule(
             "row_field_count",

@@ -57,12 +57,20 @@ def _parse_lines(path: Path) -> tuple[pl.DataFrame, str]:
     line_numbers: list[int] = []
     records: list[list[str]] = []
     layout: tuple[str, ...] | None = None
+    seen_first_line = False
     for line_number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
-        if not records and not _NUMBER_PATTERN.match(fields[0]):
-            continue  # header line
+        if not seen_first_line:
+            seen_first_line = True
+            if not _NUMBER_PATTERN.match(fields[0]):
+                continue  # a header line
+        if not _NUMBER_PATTERN.match(fields[0]):
+            raise ValueError(
+                f"cdnow import: {path}:{line_number}: not a CDNOW file (expected whitespace-separated "
+                f"customer id, yyyymmdd, CDs, dollars), got {line[:80]!r}"
+            )
         if layout is None:
             if len(fields) == len(MASTER_COLUMNS):
                 layout = MASTER_COLUMNS

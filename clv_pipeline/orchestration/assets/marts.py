@@ -19,6 +19,7 @@ from clv_pipeline.marts import segments as seg
 from clv_pipeline.marts.model_fit import fit_clv_models, model_fit_table, models_from_table
 from clv_pipeline.marts.user_clv import ClvSettings, build_user_clv, cell_cac, keyed_members, user_rfm
 from clv_pipeline.metrics import cohorts, curves
+from clv_pipeline.metrics.observation import resolve_observation_end
 from clv_pipeline.metrics.spend import allocate_spend
 from clv_pipeline.orchestration.metadata import markdown_table, table_metadata
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
@@ -26,6 +27,7 @@ from clv_pipeline.settings import Settings
 from clv_pipeline.storage.layers import (
     latest_date,
     raw_partition_counts,
+    raw_table,
     read_fates,
     read_mart,
     read_quarantine,
@@ -39,18 +41,17 @@ _COMMON = dict(group_name="marts", pool="clv_warehouse", kinds={"duckdb", "polar
 
 
 def observation_end(settings: Settings, wh: Warehouse) -> date:
-    """The configured observation end, else the latest event date in installs, purchases and
-    sessions (the last day with data is taken as complete)."""
-    if settings.observation_end is not None:
-        return settings.observation_end
-    latest = [
+    """See `metrics.observation.resolve_observation_end`."""
+    events = [
         latest_date(wh, staging_table(source), column)
         for source, column in (("installs", "install_date"), ("purchases", "event_date"), ("sessions", "session_date"))
     ]
-    latest = [d for d in latest if d is not None]
-    if not latest:
-        raise RuntimeError("no installs, purchases or sessions are loaded: nothing to compute")
-    return max(latest)
+    deliveries = [latest_date(wh, raw_table(source), "_delivery_date") for source in SOURCES]
+    return resolve_observation_end(
+        settings.observation_end,
+        max((d for d in events if d is not None), default=None),
+        max((d for d in deliveries if d is not None), default=None),
+    )
 
 
 @dataclass
@@ -116,7 +117,8 @@ def cohort_spend(warehouse: WarehouseResource, clv_settings: ClvSettingsResource
     """Ad spend attributed to cohort cells (internal; feeds user_clv.cac and channel_roi.spend)."""
     with warehouse.open() as wh:
         inputs = load_inputs(wh, clv_settings)
-        table = allocate_spend(read_staging(wh, "ad_spend"), cohorts.cohort_cells(inputs.members))
+        spend = read_staging(wh, "ad_spend").filter(pl.col("date") <= inputs.observation_end)
+        table = allocate_spend(spend, cohorts.cohort_cells(inputs.members))
         write_mart(wh, "cohort_spend", table)
     return dg.MaterializeResult(metadata=table_metadata(table))
 

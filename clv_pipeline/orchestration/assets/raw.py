@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from clv_pipeline.ingestion.landing import invalid_partition_folders
 from clv_pipeline.ingestion.load import PartitionFailure, RawBatch, load_deliveries
 from clv_pipeline.ingestion.sources import SOURCES
 from clv_pipeline.orchestration.checks import rule_check_results, rule_check_specs
@@ -77,6 +78,10 @@ def build_raw_asset(source_name: str) -> dg.AssetsDefinition:
                 for failure in batch.failures:
                     context.log.error(failure.message)
                 batches.append(batch)
+        for folder in invalid_partition_folders(settings.landing_dir, source_name):
+            failure = PartitionFailure(source_name, folder.name, str(folder), "partition folder is not a date (expected YYYY-MM-DD); its files were not loaded")
+            context.log.error(failure.message)
+            failures.append(failure)
         results = [_files_readable_result(failures, len(keys))]
         results += rule_check_results(key, RAW_SUITES[source_name], [b.validation for b in batches if b.validation])
         yield dg.MaterializeResult(
