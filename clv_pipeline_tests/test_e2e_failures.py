@@ -5,6 +5,8 @@ reader."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -186,3 +188,36 @@ def serving_frame(settings: Settings, name: str) -> pl.DataFrame:
         return pl.from_arrow(con.sql(f'SELECT * FROM "{name}"').to_arrow_table())
     finally:
         con.close()
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE IF NOT EXISTS meta.lock_probe AS SELECT 1 AS x")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_locked_warehouse_is_waited_for_with_a_message_then_named(small_landing, tmp_path, capsys):
+    from clv_pipeline.storage.warehouse import Warehouse, WarehouseLockedError
+
+    settings = Settings(landing_dir=small_landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    assert run_pipeline(settings).success
+    holder = _hold_lock(settings.warehouse_path, 4)
+    try:
+        with pytest.raises(WarehouseLockedError, match="is locked by another process"):
+            with Warehouse.open(settings.warehouse_path, lock_timeout_seconds=0.5):
+                pass
+        summary = run_pipeline(settings)  # waits for the holder, then runs
+    finally:
+        holder.wait(timeout=30)
+    assert summary.success
+    assert "waiting for the lock on" in capsys.readouterr().err

@@ -22,6 +22,11 @@ from clv_pipeline.storage.layers import drop_partitions, loaded_partitions
 from clv_pipeline.storage.warehouse import Warehouse
 
 RANGE_START = "dagster/asset_partition_range_start"
+LOCK_TIMEOUT_SECONDS = 120.0
+
+
+def print_to_stderr(message: str) -> None:
+    print(f"  ! {message}", file=sys.stderr, flush=True)
 RANGE_END = "dagster/asset_partition_range_end"
 
 
@@ -107,7 +112,7 @@ def _stale_partitions(settings: Settings, keys: list[str], prune: bool) -> dict[
     if not Path(settings.warehouse_path).exists():
         return {}
     present = {date.fromisoformat(k) for k in keys}
-    with Warehouse.open(settings.warehouse_path) as wh:
+    with Warehouse.open(settings.warehouse_path, lock_timeout_seconds=LOCK_TIMEOUT_SECONDS, on_wait=print_to_stderr) as wh:
         stale = {s: sorted(d for d in dates if d not in present) for s, dates in loaded_partitions(wh).items()}
         stale = {s: d for s, d in stale.items() if d}
         if prune:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from clv_pipeline.settings import Settings
-from clv_pipeline.storage.warehouse import Warehouse, WarehouseLockedError
+from clv_pipeline.storage.warehouse import Warehouse
 
 _DEFAULTS = Settings()
 
@@ -21,41 +19,16 @@ _DEFAULTS = Settings()
 class WarehouseResource(DuckDBResource):
     """The build database (`data/warehouse.duckdb` by default). Opening it waits, with a warning
     that names the file and the holder, while another process holds DuckDB's write lock, and fails
-    with a clear message after `lock_timeout_seconds`. Connections are always closed."""
+    with a clear message after `lock_timeout_seconds` (storage.warehouse.connect)."""
 
     lock_timeout_seconds: float = 120.0
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay, warned = 0.5, False
-        while True:
-            try:
-                return duckdb.connect(self.database, read_only=False, config=dict(self.connection_config))
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                holder = str(exc).strip().splitlines()[0]
-                if time.monotonic() >= deadline:
-                    raise WarehouseLockedError(
-                        f"the build database {self.database} is locked by another process and stayed locked for "
-                        f"{self.lock_timeout_seconds:.0f} s ({holder}). Stop that process (a second `clv run`, a notebook "
-                        "or BI tool holding the file) and re-run; BI tools should read data/serving/clv.duckdb instead."
-                    ) from exc
-                if not warned:
-                    dg.get_dagster_logger().warning(f"waiting for the lock on {self.database}: {holder}")
-                    warned = True
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
-        if self.database != ":memory:":
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        try:
-            yield Warehouse(con)
-        finally:
-            con.close()
+        with Warehouse.open(
+            self.database, lock_timeout_seconds=self.lock_timeout_seconds, on_wait=dg.get_dagster_logger().warning
+        ) as wh:
+            yield wh
 
 
 class ClvSettingsResource(dg.ConfigurableResource):

@@ -9,7 +9,8 @@ checked against a strict identifier pattern before use.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,39 @@ def identifier(name: str) -> str:
     return ".".join(f'"{part}"' for part in name.split("."))
 
 
+def connect(
+    path: Path | str,
+    read_only: bool = False,
+    lock_timeout_seconds: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Connect to a DuckDB file. While another process holds its lock, retry with backoff for up
+    to `lock_timeout_seconds` (calling `on_wait` once with the holder), then raise
+    WarehouseLockedError naming the file and the holder."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout_seconds
+    delay, warned = 0.5, False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            holder = str(exc).strip().splitlines()[0]
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"{path} is locked by another process ({holder}); waited {lock_timeout_seconds:.0f} s. Stop that "
+                    "process (a second `clv run`, a notebook or a BI tool holding the build database) and re-run; "
+                    "BI tools should read the serving copy instead."
+                ) from exc
+            if not warned and on_wait is not None:
+                on_wait(f"waiting for the lock on {path}: {holder}")
+            warned = True
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.05)))
+            delay = min(delay * 2, 10.0)
+
+
 def _column(name: str) -> str:
     if not re.match(r"^[a-z_][a-z0-9_]*$", name):
         raise ValueError(f"not a valid column identifier: {name!r}")
@@ -54,16 +88,16 @@ class Warehouse:
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path | str, read_only: bool = False, create_schemas: bool = True) -> Iterator["Warehouse"]:
-        """Open a database file directly (CLI, tests, the serving build). Dagster assets use the
-        warehouse resource."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            raise WarehouseLockedError(f"{path} is locked by another process: {str(exc).splitlines()[0]}") from exc
+    def open(
+        cls,
+        path: Path | str,
+        read_only: bool = False,
+        create_schemas: bool = True,
+        lock_timeout_seconds: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator["Warehouse"]:
+        """Open a database file (see `connect`); the connection is always closed."""
+        con = connect(path, read_only, lock_timeout_seconds, on_wait)
         try:
             yield cls(con, create_schemas=create_schemas and not read_only)
         finally:
