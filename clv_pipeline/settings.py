@@ -44,6 +44,11 @@ class Settings:
     dolphin_share: float = 0.09
     # A purchase more than this many hours before its user's install is quarantined.
     purchase_before_install_tolerance_hours: float = 24.0
+    # Timestamp formats a source's files declare (e.g. {"purchases": ("%m/%d/%Y %H:%M",)}); without
+    # a declaration only ISO 8601 is accepted and day/month order is never guessed.
+    timestamp_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Events before this date are quarantined (before the app existed).
+    earliest_event_date: date = date(1990, 1, 1)
 
     def __post_init__(self) -> None:
         if self.time_unit not in ("days", "weeks"):
@@ -77,6 +82,15 @@ class Settings:
             raise ValueError(f"unknown reporting_timezone {self.reporting_timezone!r}") from exc
 
     @property
+    def data_docs_dir(self) -> Path:
+        return self.serving_dir / "data_docs"
+
+    def read_options(self, source: str):
+        from clv_pipeline.ingestion.normalise import ReadOptions
+
+        return ReadOptions(tuple(self.timestamp_formats.get(source, ())), self.earliest_event_date)
+
+    @property
     def parquet_dir(self) -> Path:
         return self.serving_dir / "parquet"
 
@@ -108,7 +122,25 @@ class Settings:
             kwargs["day_index_mode"] = env["CLV_DAY_INDEX_MODE"]
         if env.get("CLV_STORE_FEES"):
             kwargs["store_fees"] = parse_store_fees(env["CLV_STORE_FEES"].split(","))
+        if env.get("CLV_TIMESTAMP_FORMATS"):
+            kwargs["timestamp_formats"] = parse_timestamp_formats(env["CLV_TIMESTAMP_FORMATS"].split(";"))
+        if env.get("CLV_EARLIEST_EVENT_DATE"):
+            kwargs["earliest_event_date"] = date.fromisoformat(env["CLV_EARLIEST_EVENT_DATE"])
         return cls(**kwargs)
+
+
+def parse_timestamp_formats(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """["purchases=%m/%d/%Y %H:%M"] -> {"purchases": ("%m/%d/%Y %H:%M",)}."""
+    from clv_pipeline.ingestion.sources import SOURCES
+
+    formats: dict[str, list[str]] = {}
+    for item in items:
+        source, sep, fmt = item.partition("=")
+        source = source.strip()
+        if not sep or not fmt or source not in SOURCES:
+            raise ValueError(f"timestamp format must look like SOURCE=FORMAT with SOURCE one of {list(SOURCES)}, got {item!r}")
+        formats.setdefault(source, []).append(fmt)
+    return {k: tuple(v) for k, v in formats.items()}
 
 
 def parse_store_fees(items: list[str]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from clv_pipeline.ingestion.landing import (
     partition_files,
     read_landing_file,
 )
-from clv_pipeline.ingestion.normalise import content_columns, normalise
+from clv_pipeline.ingestion.normalise import ReadOptions, content_columns, normalise
 from clv_pipeline.ingestion.sources import SOURCES
 from clv_pipeline.validation.runner import SuiteResult, validate_frame
 from clv_pipeline.validation.suites import RAW_SUITES
@@ -64,14 +64,14 @@ class RawBatch:
 
 
 
-def read_partition(landing_dir: Path, source_name: str, partition: str) -> pl.DataFrame:
+def read_partition(landing_dir: Path, source_name: str, partition: str, options: ReadOptions = ReadOptions()) -> pl.DataFrame:
     """All rows of one source's delivery folder as typed rows (empty frame when no folder)."""
     source = SOURCES[source_name]
     delivery_date = parse_partition_key(partition, Path(landing_dir) / source_name / partition)
     frames = [read_landing_file(path, source, landing_dir) for path in partition_files(landing_dir, source_name, partition)]
     text = pl.concat(frames, how="vertical") if frames else empty_text_frame(source)
     text = text.with_columns(_delivery_date=pl.lit(delivery_date, dtype=pl.Date))
-    typed = normalise(source, text)
+    typed = normalise(source, text, options)
     return typed.with_columns(
         _event_time=pl.col(EVENT_TIME_COLUMN[source_name]).cast(pl.Datetime("us")),
         _row_problem=pl.when(pl.col("_field_count_error") == "empty_row")
@@ -93,18 +93,21 @@ def mark_exact_duplicates(rows: pl.DataFrame, source_name: str) -> pl.DataFrame:
     return flagged.with_columns(_is_exact_duplicate=pl.col("_order") != pl.col("_first")).sort("_order").drop("_order", "_first")
 
 
-def load_deliveries(landing_dir: Path, source_name: str, partitions: list[str]) -> RawBatch:
-    """Read, normalise and validate the given delivery partitions of one source."""
+def load_deliveries(
+    landing_dir: Path, source_name: str, partitions: list[str], options: ReadOptions = ReadOptions(), docs_dir: Path | None = None
+) -> RawBatch:
+    """Read, normalise and validate the given delivery partitions of one source (Great
+    Expectations Data Docs go to `docs_dir` when given)."""
     frames: list[pl.DataFrame] = []
     failures: list[PartitionFailure] = []
     for partition in partitions:
         try:
-            frames.append(read_partition(landing_dir, source_name, partition))
+            frames.append(read_partition(landing_dir, source_name, partition, options))
         except LandingFileError as exc:
             failures.append(PartitionFailure(source_name, partition, exc.path, exc.problem, exc.line))
     rows = pl.concat(frames, how="vertical") if frames else read_partition(landing_dir, source_name, "1970-01-01").clear()
     rows = mark_exact_duplicates(rows, source_name)
-    validation = validate_frame(rows, RAW_SUITES[source_name], f"raw_{source_name}")
+    validation = validate_frame(rows, RAW_SUITES[source_name], f"raw_{source_name}", docs_dir=docs_dir)
     rows = rows.with_columns(
         validation.row_errors.alias("_quarantine_reasons"), validation.row_warnings.alias("_warnings")
     ).with_columns(_quarantined=pl.col("_quarantine_reasons").list.len() > 0)

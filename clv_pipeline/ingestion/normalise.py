@@ -10,6 +10,7 @@ Pure Polars.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import polars as pl
@@ -28,9 +29,20 @@ TIMESTAMP_FORMATS_WITH_OFFSET = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
 TIMESTAMP_FORMATS_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "no", "n")
-# Earliest event date accepted; the latest is the delivery date + this tolerance.
+# Earliest event date accepted (the app's life; configurable); the latest is the delivery date +
+# this tolerance.
 EARLIEST_VALID_DATE = date(1990, 1, 1)
 FUTURE_TOLERANCE = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read one source: extra timestamp formats its files declare (chrono/strftime
+    patterns such as "%m/%d/%Y %H:%M"; tried before the ISO-8601 spellings, taken as UTC unless
+    they include %z) and the earliest plausible event date."""
+
+    timestamp_formats: tuple[str, ...] = ()
+    earliest_event_date: date = EARLIEST_VALID_DATE
 
 
 def text_column(name: str) -> str:
@@ -43,17 +55,22 @@ def clean_text(expr: pl.Expr) -> pl.Expr:
     return pl.when(stripped.str.to_lowercase().is_in(NULL_LIKE)).then(None).otherwise(stripped)
 
 
-def parse_timestamp(expr: pl.Expr) -> pl.Expr:
-    """ISO-8601 text -> naive UTC datetime. 'Z' and ±HH:MM offsets are converted to UTC; text
-    without an offset is taken as UTC; 'T' or a space may separate date and time."""
+def parse_timestamp(expr: pl.Expr, declared_formats: tuple[str, ...] = ()) -> pl.Expr:
+    """Text -> naive UTC datetime. First the formats the source declares, then ISO 8601: 'Z' and
+    ±HH:MM offsets are converted to UTC; text without an offset is taken as UTC; 'T' or a space may
+    separate date and time. Anything else (M/D/YYYY, '#######', epoch numbers) is invalid: a
+    day/month order is never guessed."""
+    declared = [_parse_with(expr, f) for f in declared_formats]
     iso = expr.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T").str.replace(r"(?i)z$", "+00:00")
     iso = iso.str.replace(r"([+-]\d{2})(\d{2})$", "${1}:${2}").str.replace(r"([+-]\d{2})$", "${1}:00")
-    parsed = [
-        iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC").dt.replace_time_zone(None)
-        for f in TIMESTAMP_FORMATS_WITH_OFFSET
-    ]
-    parsed += [iso.str.to_datetime(f, strict=False, time_unit="us") for f in TIMESTAMP_FORMATS_NAIVE]
-    return pl.coalesce(parsed)
+    parsed = [_parse_with(iso, f) for f in (*TIMESTAMP_FORMATS_WITH_OFFSET, *TIMESTAMP_FORMATS_NAIVE)]
+    return pl.coalesce([*declared, *parsed])
+
+
+def _parse_with(expr: pl.Expr, fmt: str) -> pl.Expr:
+    if "%z" in fmt or "%:z" in fmt:
+        return expr.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").dt.replace_time_zone(None)
+    return expr.str.to_datetime(fmt, strict=False, time_unit="us")
 
 
 def parse_date(expr: pl.Expr) -> pl.Expr:
@@ -75,7 +92,6 @@ def parse_bool(expr: pl.Expr) -> pl.Expr:
 
 
 _PARSERS = {
-    "timestamp": parse_timestamp,
     "date": parse_date,
     "decimal": parse_decimal,
     "integer": parse_integer,
@@ -103,7 +119,7 @@ _ENUM_NORMALISERS = {
 }
 
 
-def normalise(source: Source, frame: pl.DataFrame) -> pl.DataFrame:
+def normalise(source: Source, frame: pl.DataFrame, options: ReadOptions = ReadOptions()) -> pl.DataFrame:
     """Typed canonical columns for one source. `frame` holds the text columns of
     `landing.read_landing_file` plus `_delivery_date` (Date)."""
     cleaned = frame.with_columns([clean_text(pl.col(c)).alias(c) for c in source.column_names])
@@ -120,6 +136,9 @@ def normalise(source: Source, frame: pl.DataFrame) -> pl.DataFrame:
             typed.append(value.alias(column.name))
             if column.name == "country":
                 typed.append(raw.alias(text_column("country")))
+        elif column.type == "timestamp":
+            typed.append(parse_timestamp(raw, options.timestamp_formats).alias(column.name))
+            typed.append(raw.alias(text_column(column.name)))
         else:
             typed.append(_PARSERS[column.type](raw).alias(column.name))
             typed.append(raw.alias(text_column(column.name)))
@@ -131,7 +150,7 @@ def normalise(source: Source, frame: pl.DataFrame) -> pl.DataFrame:
         elif column.type == "timestamp":
             out = out.with_columns(pl.col(column.name).cast(TIMESTAMP))
     return out.with_columns(
-        _min_valid_time=pl.lit(EARLIEST_VALID_DATE).cast(TIMESTAMP),
+        _min_valid_time=pl.lit(options.earliest_event_date).cast(TIMESTAMP),
         _max_valid_time=(pl.col("_delivery_date").cast(TIMESTAMP) + pl.duration(days=FUTURE_TOLERANCE.days)),
     )
 

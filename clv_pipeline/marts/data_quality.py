@@ -7,7 +7,8 @@ Each count comes from a different place, so the accounting identity
 - rows_duplicate: rows dropped by staging as exact copies of an earlier delivered row;
 - rows_loaded: rows staging kept, plus `rows_replaced` (loaded, later superseded by a restatement,
   a re-delivered event or an earlier install of the same user);
-- rows_orphan: loaded purchase/session rows whose user has no install yet (they wait).
+- rows_orphan: loaded purchase/session rows whose user has no new install yet (they wait);
+- rows_quarantine_resolved: quarantined rows whose key a later delivery loaded (fixed upstream).
 Pure Polars.
 """
 
@@ -28,6 +29,7 @@ DATA_QUALITY_COLUMNS = (
     "quarantine_reasons",
     "rows_replaced",
     "rows_warned",
+    "rows_quarantine_resolved",
     "accounting_ok",
 )
 
@@ -72,6 +74,9 @@ def source_data_quality(
     )
     parts = [
         _per_partition(quarantine, "rows_quarantined"),
+        _per_partition(quarantine, "rows_quarantine_resolved", pl.col("resolved_by").is_not_null())
+        if "resolved_by" in quarantine.columns
+        else None,
         _fate_counts(fates, "duplicate", "rows_duplicate"),
         _fate_counts(fates, "replaced", "rows_replaced"),
         _per_partition(staged, "_rows_kept"),
@@ -82,7 +87,10 @@ def source_data_quality(
     for part in parts:
         if part is not None:
             out = out.join(part, on="partition", how="full", coalesce=True)
-    counts = ["rows_read", "rows_quarantined", "rows_duplicate", "rows_replaced", "_rows_kept", "rows_orphan", "rows_warned"]
+    counts = [
+        "rows_read", "rows_quarantined", "rows_duplicate", "rows_replaced", "_rows_kept", "rows_orphan", "rows_warned",
+        "rows_quarantine_resolved",
+    ]
     out = out.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) if c in out.columns else pl.lit(0, dtype=pl.Int64).alias(c) for c in counts])
     out = out.with_columns(
         source=pl.lit(source),

@@ -9,6 +9,7 @@ nothing is published.
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 
 from clv_pipeline.validation.runner import SuiteResult
 from clv_pipeline.validation.suites import Rule
@@ -26,13 +27,31 @@ def rule_check_specs(asset: dg.AssetKey, rules: list[Rule], blocking_errors: boo
     ]
 
 
+def sample_offending_rows(frame: pl.DataFrame | None, positions: list[int]) -> list[str]:
+    """'file:line: row text' of a few failing rows (when the frame has lineage)."""
+    if frame is None or not positions or "_source_file" not in frame.columns:
+        return []
+    rows = frame.select("_source_file", "_line_number", *(["_row_text"] if "_row_text" in frame.columns else []))[positions]
+    return [
+        f"{r['_source_file']}:{r['_line_number']}" + (f": {str(r['_row_text'])[:200]}" if "_row_text" in r else "")
+        for r in rows.to_dicts()
+    ]
+
+
 def rule_check_results(
-    asset: dg.AssetKey, rules: list[Rule], suite_results: list[SuiteResult], blocking_errors: bool = False
+    asset: dg.AssetKey,
+    rules: list[Rule],
+    suite_results: list[SuiteResult],
+    blocking_errors: bool = False,
+    frames: list[pl.DataFrame] | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """One result per rule, summed over the suite runs of this materialization."""
+    """One result per rule, summed over the suite runs of this materialization. `frames` are the
+    validated frames (same order as `suite_results`), used to show sample offending rows."""
     out = []
+    frames = frames or [None] * len(suite_results)
     for index, rule in enumerate(rules):
         per_run = [s.results[index] for s in suite_results]
+        offending = [row for s, f in zip(suite_results, frames) for row in sample_offending_rows(f, s.results[index].sample_rows)][:3]
         unexpected = sum(r.unexpected_count for r in per_run)
         elements = sum(r.element_count for r in per_run)
         samples = [str(v) for r in per_run for v in r.sample_values][:5]
@@ -51,6 +70,7 @@ def rule_check_results(
                     "unexpected_rows": unexpected,
                     "unexpected_percent": round(100.0 * unexpected / elements, 4) if elements else 0.0,
                     "sample_values": samples,
+                    "sample_rows": offending,
                     "action": "rows quarantined" if rule.severity == "error" and not blocking_errors else "reported",
                 },
             )

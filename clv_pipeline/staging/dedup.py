@@ -62,3 +62,16 @@ def resolve_keys(rows: pl.DataFrame, source_name: str) -> Resolved:
     if source_name == "installs":
         kept = kept.join(winners.select("_winner", "reinstalls"), left_on="_order", right_on="_winner", how="left")
     return Resolved(kept=kept.drop("_order", "_first"), fates=fates)
+
+
+def released_from_quarantine(quarantined: pl.DataFrame, kept: pl.DataFrame, source_name: str) -> pl.DataFrame:
+    """Quarantined rows fixed by a later delivery: a row of a later delivery with the same
+    (fully known) key was loaded. `quarantined`: lineage + key columns of raw-stage quarantined
+    rows; `kept`: the staging table. Returns lineage + `resolved_by` (that delivery's date)."""
+    key = list(SOURCES[source_name].key)
+    if quarantined.height == 0:
+        return pl.DataFrame(schema={"_delivery_date": pl.Date, "_source_file": pl.String, "_line_number": pl.Int64, "resolved_by": pl.Date})
+    candidates = quarantined.drop_nulls(key)
+    fixes = kept.select(*key, pl.col("_delivery_date").alias("_fixed_in"))
+    matched = candidates.join(fixes, on=key, how="inner").filter(pl.col("_fixed_in") > pl.col("_delivery_date"))
+    return matched.group_by(LINEAGE).agg(pl.col("_fixed_in").min().alias("resolved_by")).sort(LINEAGE)

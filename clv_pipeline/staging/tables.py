@@ -18,6 +18,7 @@ Money is Decimal(38, 6) so that sums are exact and identical on every run. Pure 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -122,6 +123,7 @@ def build_purchases(
     store_fees: dict[str, float],
     timezone: str,
     before_install_tolerance_hours: float,
+    docs_dir: Path | None = None,
 ) -> StagingResult:
     """Purchases with USD gross, store fee and net revenue (PRODUCT.md §4 Revenue):
     gross = revenue as delivered (refunds negative) × FX; store fee = gross × fee rate of the
@@ -134,8 +136,9 @@ def build_purchases(
     events = events.join(first_install, on=["app_id", "user_id"], how="left").with_columns(
         _earliest_allowed_time=pl.col("install_time") - pl.duration(microseconds=int(before_install_tolerance_hours * 3_600_000_000)),
         is_orphan=~pl.col("is_new_install").fill_null(False),
+        _revenue_usd_estimate=pl.col("revenue").cast(pl.Float64) * pl.col("usd_per_unit"),
     )
-    check = validate_frame(events, STAGING_ROW_SUITES["purchases"], "staging_rows_purchases")
+    check = validate_frame(events, STAGING_ROW_SUITES["purchases"], "staging_rows_purchases", docs_dir=docs_dir)
     events = events.with_columns(check.row_errors.alias("_reasons"))
     bad = events.filter(pl.col("_reasons").list.len() > 0).select(*LINEAGE, pl.col("_reasons").alias("reasons"))
     good = events.filter(pl.col("_reasons").list.len() == 0)
@@ -167,10 +170,10 @@ def build_sessions(raw: pl.DataFrame, installs: pl.DataFrame, timezone: str) -> 
     return StagingResult(table.sort("app_id", "user_id", "session_time"), resolved.fates)
 
 
-def build_ad_spend(raw: pl.DataFrame, fx_rates: pl.DataFrame) -> StagingResult:
+def build_ad_spend(raw: pl.DataFrame, fx_rates: pl.DataFrame, docs_dir: Path | None = None) -> StagingResult:
     resolved = resolve_keys(valid_rows(raw), "ad_spend")
     spend = attach_fx(_canonical(resolved, "ad_spend"), fx_rates, "date")
-    check = validate_frame(spend, STAGING_ROW_SUITES["ad_spend"], "staging_rows_ad_spend")
+    check = validate_frame(spend, STAGING_ROW_SUITES["ad_spend"], "staging_rows_ad_spend", docs_dir=docs_dir)
     spend = spend.with_columns(check.row_errors.alias("_reasons"))
     bad = spend.filter(pl.col("_reasons").list.len() > 0).select(*LINEAGE, pl.col("_reasons").alias("reasons"))
     table = spend.filter(pl.col("_reasons").list.len() == 0).with_columns(spend_usd=to_usd("spend")).drop("_reasons")

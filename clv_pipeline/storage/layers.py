@@ -61,6 +61,7 @@ def quarantine_rows(rows: pl.DataFrame, stage: str, reasons_column: str = "_quar
         pl.col(reasons_column).alias("reasons"),
         pl.col(reasons_column).list.join(",").alias("reason"),
         pl.col(ROW_TEXT_COLUMN).alias("row_text"),
+        pl.lit(None, dtype=pl.Date).alias("resolved_by"),
     )
 
 
@@ -119,10 +120,24 @@ def row_texts(wh: Warehouse, source: str, keys: pl.DataFrame) -> pl.DataFrame:
         wh.con.unregister("_keys")
 
 
+def quarantined_keys(wh: Warehouse, source: str) -> pl.DataFrame:
+    """Lineage and key columns of the raw rows that were quarantined at load time."""
+    if not wh.table_exists(raw_table(source)):
+        return pl.DataFrame()
+    columns = ", ".join(f'"{c}"' for c in (*LINEAGE, *SOURCES[source].key))
+    return wh.query(f"SELECT {columns} FROM {identifier(raw_table(source))} WHERE _quarantined")
+
+
 def write_staging(
-    wh: Warehouse, source: str, table: pl.DataFrame, fates: pl.DataFrame, quarantined: pl.DataFrame | None
+    wh: Warehouse,
+    source: str,
+    table: pl.DataFrame,
+    fates: pl.DataFrame,
+    quarantined: pl.DataFrame | None,
+    released: pl.DataFrame | None = None,
 ) -> None:
-    """Replace a staging table, its staging-stage quarantine rows and its fate counts, atomically."""
+    """Replace a staging table, its staging-stage quarantine rows, its fate counts and the
+    `resolved_by` marks of raw-stage quarantine rows fixed by a later delivery, atomically."""
     fate_counts = (
         fates.filter(pl.col("fate") != "kept")
         .group_by("_delivery_date", "fate")
@@ -141,6 +156,19 @@ def write_staging(
             wh.append(quarantine_table(source), stage_rows.clear())
             wh.delete_where(quarantine_table(source), "stage", "staging")
             wh.append(quarantine_table(source), stage_rows)
+        if released is not None and wh.table_exists(quarantine_table(source)):
+            target = identifier(quarantine_table(source))
+            wh.execute(f"UPDATE {target} SET resolved_by = NULL WHERE stage = 'raw'")
+            if released.height:
+                wh.con.register("_released", released.select(*LINEAGE, "resolved_by"))
+                try:
+                    wh.execute(
+                        f"UPDATE {target} AS q SET resolved_by = r.resolved_by FROM _released AS r "
+                        "WHERE q.stage = 'raw' AND q._delivery_date = r._delivery_date "
+                        "AND q._source_file = r._source_file AND q._line_number = r._line_number"
+                    )
+                finally:
+                    wh.con.unregister("_released")
 
 
 def latest_date(wh: Warehouse, table: str, column: str) -> date | None:

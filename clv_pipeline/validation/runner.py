@@ -9,16 +9,19 @@ costs seconds.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
 from clv_pipeline.validation.suites import STRUCTURAL_REASONS, Rule
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _context = None
+_docs_sites: set[str] = set()
 
 
 @dataclass
@@ -28,6 +31,8 @@ class RuleResult:
     element_count: int
     unexpected_count: int
     sample_values: list = field(default_factory=list)
+    # Positions (in the validated frame) of the first failing rows, for sample offending rows.
+    sample_rows: list[int] = field(default_factory=list)
 
     def as_metadata(self) -> dict:
         return {
@@ -77,6 +82,71 @@ def _gx_context():
 NOT_VALIDATED = ("_source_file", "_line_number", "_extra", "_row_text", "_field_count_error", "_warnings")
 
 
+def _batch_definition(context, suite_name: str):
+    name = f"frame_{suite_name}"
+    try:
+        datasource = context.data_sources.get(name)
+    except (KeyError, ValueError, LookupError):
+        datasource = context.data_sources.add_pandas(name)
+    try:
+        asset = datasource.get_asset("rows")
+    except (KeyError, ValueError, LookupError):
+        asset = datasource.add_dataframe_asset("rows")
+    try:
+        return asset.get_batch_definition("whole")
+    except (KeyError, ValueError, LookupError):
+        return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _docs_site(context, docs_dir: Path) -> str:
+    """A Data Docs site (static HTML) in `docs_dir`, added to the context once per folder."""
+    name = "clv_" + hashlib.sha1(str(docs_dir.resolve()).encode()).hexdigest()[:10]
+    if name not in _docs_sites:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            name,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        _docs_sites.add(name)
+    return name
+
+
+def build_data_docs(docs_dir: Path) -> Path | None:
+    """Render the Data Docs site in `docs_dir` from the validations of this process; returns the
+    index page (None when nothing was validated with that folder)."""
+    with _lock:
+        if _context is None:
+            return None
+        site = _docs_site(_context, Path(docs_dir))
+        _context.build_data_docs(site_names=[site])
+    index = Path(docs_dir) / "index.html"
+    return index if index.exists() else None
+
+
+def _validate_with_docs(context, batch_definition, suite, pdf, docs_dir: Path):
+    import great_expectations as gx
+
+    site = _docs_site(context, docs_dir)
+    suite = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"validate_{suite.name}", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"checkpoint_{suite.name}_{site}",
+            validation_definitions=[definition],
+            actions=[],  # results go to the context's store; `build_data_docs` renders them once per asset
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+    outcome = checkpoint.run(batch_parameters={"dataframe": pdf})
+    return next(iter(outcome.run_results.values()))
+
+
 def _to_pandas(frame: pl.DataFrame):
     # Decimals become floats for the comparisons GX makes; list columns are not validated.
     casts = [
@@ -92,8 +162,10 @@ def _to_pandas(frame: pl.DataFrame):
     return frame.select(keep).with_columns(casts).to_pandas()
 
 
-def validate_frame(frame: pl.DataFrame, rules: list[Rule], suite_name: str) -> SuiteResult:
-    """Validate `frame` against `rules`; returns per-rule results and per-row reason lists."""
+def validate_frame(frame: pl.DataFrame, rules: list[Rule], suite_name: str, docs_dir: Path | None = None) -> SuiteResult:
+    """Validate `frame` against `rules`; returns per-rule results and per-row reason lists.
+    With `docs_dir`, the validation runs as a GX Checkpoint whose result is kept for the Data Docs
+    site (static HTML) in that folder; `build_data_docs(docs_dir)` renders it."""
     n = frame.height
     if n == 0 or not rules:
         empty = pl.Series("reasons", [[] for _ in range(n)], dtype=pl.List(pl.String))
@@ -103,29 +175,21 @@ def validate_frame(frame: pl.DataFrame, rules: list[Rule], suite_name: str) -> S
     import great_expectations as gx
 
     context = _gx_context()
-    with _lock:
-        name = f"frame_{suite_name}"
-        try:
-            datasource = context.data_sources.get(name)
-        except (KeyError, ValueError, LookupError):
-            datasource = context.data_sources.add_pandas(name)
-        try:
-            asset = datasource.get_asset("rows")
-        except (KeyError, ValueError, LookupError):
-            asset = datasource.add_dataframe_asset("rows")
-        try:
-            batch_definition = asset.get_batch_definition("whole")
-        except (KeyError, ValueError, LookupError):
-            batch_definition = asset.add_batch_definition_whole_dataframe("whole")
     expectations = []
     for index, rule in enumerate(rules):
         expectation = rule.build(gx.expectations)
         expectation.meta = {"rule_index": index, "rule": rule.name}
         expectations.append(expectation)
-    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     pdf = _to_pandas(frame)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": pdf})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    with _lock:
+        batch_definition = _batch_definition(context, suite_name)
+        suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
+        if docs_dir is None:
+            result = batch_definition.get_batch(batch_parameters={"dataframe": pdf}).validate(
+                suite, result_format={"result_format": "COMPLETE"}
+            )
+        else:
+            result = _validate_with_docs(context, batch_definition, suite, pdf, Path(docs_dir))
 
     failures: list[tuple[int, int, str, str]] = []  # (row, rule index, severity, reason)
     by_index: dict[int, RuleResult] = {}
@@ -147,6 +211,7 @@ def validate_frame(frame: pl.DataFrame, rules: list[Rule], suite_name: str) -> S
             element_count=int(details.get("element_count") or n),
             unexpected_count=int(details.get("unexpected_count") or len(rows)),
             sample_values=list(details.get("partial_unexpected_list") or [])[:5],
+            sample_rows=[int(i) for i in rows[:3]],
         )
     errors, warnings = _row_reasons(failures, n)
     return SuiteResult(suite_name, [by_index[i] for i in range(len(rules))], errors, warnings, gx_result=result)

@@ -158,6 +158,27 @@ def _iso_country() -> list[Rule]:
     ]
 
 
+# 1.00E+11: a spreadsheet turned a long numeric id into a float and the real id is lost.
+SPREADSHEET_MANGLED_ID = r"^[0-9](?:\.[0-9]+)?[eE][+-]?[0-9]+$"
+ID_COLUMNS = ("user_id", "event_id", "session_id")
+# A purchase event above this many USD is implausible for a mobile app (revenue in cents?).
+MAX_PLAUSIBLE_EVENT_USD = 1000.0
+
+
+def _ids_not_mangled(source: Source) -> list[Rule]:
+    return [
+        Rule(
+            f"{column}_not_spreadsheet_mangled",
+            "error",
+            "id_in_scientific_notation",
+            f"{column} is not in scientific notation (an id a spreadsheet turned into a number)",
+            lambda E, c=column: E.ExpectColumnValuesToNotMatchRegex(column=c, regex=SPREADSHEET_MANGLED_ID),
+        )
+        for column in ID_COLUMNS
+        if column in source.column_names
+    ]
+
+
 def _unique_within_delivery(source: Source) -> Rule:
     key = list(source.key)
     return Rule(
@@ -173,7 +194,7 @@ def _unique_within_delivery(source: Source) -> Rule:
 
 def _raw_suite(source_name: str) -> list[Rule]:
     source = SOURCES[source_name]
-    rules = _structure() + _required(source)
+    rules = _structure() + _required(source) + _ids_not_mangled(source)
     if source_name == "installs":
         rules += _time_range("install_time") + _iso_country()
         rules.append(
@@ -207,6 +228,17 @@ def _raw_suite(source_name: str) -> list[Rule]:
         )
     elif source_name == "ad_spend":
         rules += _time_range("date") + _iso_country() + [_iso_currency("currency"), _unique_within_delivery(source)]
+        rules.append(
+            Rule(
+                "clicks_within_impressions",
+                "warning",
+                "clicks_exceed_impressions",
+                "clicks, when both are given, do not exceed impressions (totals that do not add up)",
+                lambda E: E.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="impressions", column_B="clicks", or_equal=True, ignore_row_if="either_value_is_missing"
+                ),
+            )
+        )
         rules.append(
             Rule(
                 "spend_non_negative",
@@ -250,6 +282,15 @@ STAGING_ROW_SUITES: dict[str, list[Rule]] = {
             "a purchase is at most 24 h before its user's install",
             lambda E: E.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="event_time", column_B="_earliest_allowed_time", or_equal=True, ignore_row_if="either_value_is_missing"
+            ),
+        ),
+        Rule(
+            "revenue_plausible",
+            "warning",
+            "revenue_outlier",
+            f"one revenue event is at most {MAX_PLAUSIBLE_EVENT_USD:g} USD either way (revenue in cents instead of units?)",
+            lambda E: E.ExpectColumnValuesToBeBetween(
+                column="_revenue_usd_estimate", min_value=-MAX_PLAUSIBLE_EVENT_USD, max_value=MAX_PLAUSIBLE_EVENT_USD
             ),
         ),
     ],

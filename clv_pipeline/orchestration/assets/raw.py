@@ -18,6 +18,7 @@ from clv_pipeline.orchestration.checks import rule_check_results, rule_check_spe
 from clv_pipeline.orchestration.partitions import DELIVERIES
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
 from clv_pipeline.storage.layers import write_raw_partitions
+from clv_pipeline.validation.runner import build_data_docs
 from clv_pipeline.validation.suites import RAW_SUITES
 
 # Partitions validated and written per chunk (bounds memory on long backfills).
@@ -70,7 +71,9 @@ def build_raw_asset(source_name: str) -> dg.AssetsDefinition:
         with warehouse.open() as wh:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
-                batch = load_deliveries(settings.landing_dir, source_name, chunk)
+                batch = load_deliveries(
+                    settings.landing_dir, source_name, chunk, settings.read_options(source_name), docs_dir=settings.data_docs_dir
+                )
                 failures.extend(batch.failures)
                 written = write_raw_partitions(wh, source_name, batch.loaded_partitions, batch.rows)
                 rows_written += written.rows
@@ -83,13 +86,16 @@ def build_raw_asset(source_name: str) -> dg.AssetsDefinition:
             context.log.error(failure.message)
             failures.append(failure)
         results = [_files_readable_result(failures, len(keys))]
-        results += rule_check_results(key, RAW_SUITES[source_name], [b.validation for b in batches if b.validation])
+        docs = build_data_docs(settings.data_docs_dir)
+        validated = [b for b in batches if b.validation]
+        results += rule_check_results(key, RAW_SUITES[source_name], [b.validation for b in validated], frames=[b.rows for b in validated])
         yield dg.MaterializeResult(
             metadata={
                 "partitions": len(keys),
                 "partitions_failed": len({f.partition for f in failures}),
                 "rows_read": rows_written,
                 "rows_quarantined": quarantined,
+                "data_docs": dg.MetadataValue.path(str(docs)) if docs else "none",
                 "dagster/row_count": rows_written,
             },
             check_results=results,
