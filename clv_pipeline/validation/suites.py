@@ -185,9 +185,11 @@ def _unique_within_delivery(source: Source) -> Rule:
         "key_unique_within_delivery",
         "error",
         "conflicting_duplicate_key",
-        f"no two different rows of one delivery share the key {tuple(key)}",
+        f"no two different rows of one delivery share the key {tuple(key)} (blank or truncated lines aside)",
         lambda E: E.ExpectCompoundColumnsToBeUnique(
-            column_list=["_delivery_date", *key], row_condition="~_is_exact_duplicate", condition_parser="pandas"
+            column_list=["_delivery_date", *key],
+            row_condition="(~_is_exact_duplicate) & (_row_problem.isnull())",
+            condition_parser="pandas",
         ),
     )
 
