@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,9 +100,12 @@ def _batch_definition(context, suite_name: str):
 
 
 def _docs_site(context, docs_dir: Path) -> str:
-    """A Data Docs site (static HTML) in `docs_dir`, added to the context once per folder."""
+    """A Data Docs site (static HTML) in `docs_dir`, added to the context once per folder and
+    process."""
     name = "clv_" + hashlib.sha1(str(docs_dir.resolve()).encode()).hexdigest()[:10]
     if name not in _docs_sites:
+        # the site shows the validations of this process (one run): pages of earlier runs go
+        shutil.rmtree(docs_dir, ignore_errors=True)
         docs_dir.mkdir(parents=True, exist_ok=True)
         context.add_data_docs_site(
             name,
