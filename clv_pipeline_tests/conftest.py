@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -104,6 +104,34 @@ def sample_run(sample_landing, tmp_path_factory) -> PipelineRun:
     return run_on(sample_landing, tmp_path_factory.mktemp("sample_run"))
 
 
+# Cost per install and a fixed daily fee of the intendo channels we buy (our own fixture: the data
+# set has no ad spend); crosspromo is the game's own cross-promotion and has no spend.
+INTENDO_CPI = {"apple": "3.10", "facebook": "2.40", "google": "1.90", "other_campaign": "0.80"}
+INTENDO_DAILY_FEE = "1.00"
+
+
+def write_intendo_spend(landing: Path) -> None:
+    """ad_spend for intendo's paid channels, one row per (day, channel) of 2015, delivered the next
+    day: installs that day × CPI + a daily fee (so days without installs still cost something)."""
+    players = pl.read_csv(INTENDO_DIR / "user_summary.csv", infer_schema=False).select(
+        pl.col("acquisition").str.to_lowercase().alias("media_source"), pl.col("start_day").str.to_date().alias("date")
+    )
+    installs = players.group_by("date", "media_source").len()
+    days = pl.date_range(date(2015, 1, 1), date(2015, 12, 31), eager=True).alias("date")
+    grid = pl.DataFrame(days).join(pl.DataFrame({"media_source": list(INTENDO_CPI)}), how="cross")
+    spend = grid.join(installs, on=["date", "media_source"], how="left").with_columns(pl.col("len").fill_null(0))
+    spend = spend.with_columns(
+        spend=(pl.col("len") * pl.col("media_source").replace_strict(INTENDO_CPI).cast(pl.Float64) + float(INTENDO_DAILY_FEE)).round(2),
+        currency=pl.lit("USD"),
+    )
+    for (day,), rows in spend.group_by("date"):
+        folder = landing / "ad_spend" / (day + timedelta(days=1)).isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        rows.select("date", "media_source", pl.col("spend").map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String), "currency").sort(
+            "media_source"
+        ).write_csv(folder / "spend.csv")
+
+
 @pytest.fixture(scope="session")
 def intendo_run(tmp_path_factory) -> PipelineRun:
     if not (INTENDO_DIR / "user_summary.csv").is_file():
@@ -112,6 +140,7 @@ def intendo_run(tmp_path_factory) -> PipelineRun:
 
     root = tmp_path_factory.mktemp("intendo")
     import_intendo(INTENDO_DIR, root / "landing")
+    write_intendo_spend(root / "landing")
     return run_on(root / "landing", root)
 
 

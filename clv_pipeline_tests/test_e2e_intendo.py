@@ -133,3 +133,70 @@ def test_retention_is_a_share_and_immature_cells_are_null(intendo_run):
     assert late.height > 0
     assert late["active_users"].null_count() == late.height
     assert late["retention"].null_count() == late.height
+
+
+# ROAS per channel, independently: spend of the days mature for N (every (day, channel) has a
+# spend row in the fixture, so every paid install has spend), and net revenue (30 % store fee on
+# iap, none on ad) of days 0..N of the installs of those days.
+ROAS_SQL = """
+WITH players AS (
+    SELECT player_id, lower(acquisition) AS media_source, CAST(first_login AS TIMESTAMP)::DATE AS install_date
+    FROM read_csv(?, header = true, all_varchar = true)
+),
+revenue AS (
+    SELECT DISTINCT player_id, time, item_name, item_revenue, item_type
+    FROM read_csv(?, header = true, all_varchar = true)
+),
+spend AS (
+    SELECT lower(media_source) AS media_source, CAST(date AS DATE) AS spend_date, CAST(spend AS DECIMAL(38, 6)) AS spend
+    FROM read_csv(?, header = true, all_varchar = true)
+),
+net AS (
+    SELECT p.media_source, sum(CAST(r.item_revenue AS DECIMAL(38, 6))
+               * CASE WHEN r.item_type = 'ad' THEN 1.0 ELSE 0.7 END) AS revenue_net
+    FROM players p JOIN revenue r USING (player_id)
+    WHERE p.install_date + ?::INTEGER <= ?::DATE
+      AND CAST(r.time AS TIMESTAMP)::DATE - p.install_date <= ?::INTEGER
+    GROUP BY 1
+),
+cost AS (SELECT media_source, sum(spend) AS spend FROM spend WHERE spend_date + ?::INTEGER <= ?::DATE GROUP BY 1),
+installs AS (SELECT media_source, count(*) AS installs FROM players GROUP BY 1)
+SELECT c.media_source, i.installs, round(c.spend, 2) AS spend, round(coalesce(n.revenue_net, 0), 2) AS revenue_net,
+       round(coalesce(n.revenue_net, 0) / c.spend, 6) AS roas
+FROM cost c JOIN installs i USING (media_source) LEFT JOIN net n USING (media_source)
+ORDER BY 1
+"""
+
+
+@pytest.mark.parametrize("day", [0, 7, 30])
+def test_roas_per_paid_channel_matches_independent_sql(intendo_run, day):
+    spend_files = sorted(str(p) for p in (intendo_run.settings.landing_dir / "ad_spend").rglob("*.csv"))
+    expected = independent(
+        ROAS_SQL,
+        [str(INTENDO_DIR / "user_summary.csv"), str(INTENDO_DIR / "all_revenue.csv"), spend_files, day, OBSERVATION_END, day, day, OBSERVATION_END],
+    )
+    roi = intendo_run.table("channel_roi").filter(pl.col("media_source") != "organic")
+    mature = roi.filter(pl.col(f"revenue_net_d{day}").is_not_null() & pl.col("spend").is_not_null())
+    published = (
+        mature.group_by("media_source")
+        .agg(pl.col("spend").sum().alias("_spend"), pl.col(f"revenue_net_d{day}").sum().alias("_revenue"))
+        .join(roi.group_by("media_source").agg(pl.col("installs").sum()), on="media_source")
+        .with_columns(
+            spend=pl.col("_spend").round(2),
+            revenue_net=pl.col("_revenue").round(2),
+            roas=(pl.col("_revenue").cast(pl.Float64) / pl.col("_spend").cast(pl.Float64)).round(6),
+        )
+        .select("media_source", "installs", "spend", "revenue_net", "roas")
+        .sort("media_source")
+    )
+    assert set(expected["media_source"]) == {"apple", "facebook", "google", "other_campaign"}
+    assert published.select("media_source", "installs", "spend", "revenue_net").to_dicts() == expected.select(
+        "media_source", "installs", "spend", "revenue_net"
+    ).to_dicts()
+    assert published["roas"].to_list() == pytest.approx(expected["roas"].cast(pl.Float64).to_list(), abs=1e-5)
+    # crosspromo installs have no spend: reported as paid_without_spend, never dropped
+    crosspromo = intendo_run.table("channel_roi").filter(pl.col("media_source") == "crosspromo")
+    assert crosspromo.height > 0 and set(crosspromo["acquisition"]) == {"paid_without_spend"}
+    # and every spend row is in channel_roi, to the cent
+    total = independent("SELECT round(sum(CAST(spend AS DECIMAL(38, 6))), 2) AS s FROM read_csv(?, header = true, all_varchar = true)", [spend_files])
+    assert intendo_run.table("channel_roi")["spend"].sum() == total["s"][0]

@@ -194,3 +194,56 @@ def cohort_ltv(
         "payer_rate",
         "arppu_net",
     )
+
+
+PERIODS: tuple[str, ...] = ("week", "month")
+_TRUNCATE = {"week": "1w", "month": "1mo"}
+
+
+def roll_up_cohorts(daily: pl.DataFrame, counts: Sequence[str], period: str, observation_end: date, mode: str = "calendar") -> pl.DataFrame:
+    """Daily cohorts rolled up to ISO weeks (Monday start) or calendar months: the count columns
+    are summed (each user belongs to one daily cohort, so counts and money add up). A period's
+    value for day N is null unless every daily cohort of the period is mature for N — i.e. the
+    last day of the period + N is observed — so a period never mixes mature and immature days.
+    Returns cohort_period, cohort_start, dims, day_n, cohort_size and the summed `counts`."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {PERIODS}, got {period!r}")
+    start = pl.col("cohort_date").dt.truncate(_TRUNCATE[period])
+    end = (start.dt.offset_by(_TRUNCATE[period]) - pl.duration(days=1)) if period == "week" else start.dt.month_end()
+    keyed = daily.with_columns(cohort_start=start, _period_end=end)
+    grouped = keyed.group_by("cohort_start", *DIMS, "day_n").agg(
+        pl.col("_period_end").first(),
+        pl.col("cohort_size").sum(),
+        *[pl.col(c).sum().alias(c) for c in counts],
+    )
+    extra = 1 if mode == "24h" else 0
+    mature = pl.col("_period_end") + pl.duration(days=pl.col("day_n") + extra) <= pl.lit(observation_end)
+    return (
+        grouped.with_columns([pl.when(mature).then(pl.col(c)).otherwise(None).alias(c) for c in counts])
+        .with_columns(cohort_period=pl.lit(period))
+        .select("cohort_period", "cohort_start", *DIMS, "day_n", "cohort_size", *counts)
+        .sort("cohort_start", *DIMS, "day_n", nulls_last=True)
+    )
+
+
+def retention_by_period(retention: pl.DataFrame, observation_end: date, mode: str = "calendar") -> pl.DataFrame:
+    """`cohort_retention` rolled up to weeks and months (see `roll_up_cohorts`)."""
+    counts = ["active_users", "rolling_active_users"]
+    frames = [roll_up_cohorts(retention, counts, p, observation_end, mode) for p in PERIODS]
+    return pl.concat(frames).with_columns(
+        retention=pl.col("active_users") / pl.col("cohort_size"),
+        rolling_retention=pl.col("rolling_active_users") / pl.col("cohort_size"),
+    ).select("cohort_period", "cohort_start", *DIMS, "day_n", "cohort_size", "active_users", "retention", "rolling_active_users", "rolling_retention")
+
+
+def ltv_by_period(ltv: pl.DataFrame, observation_end: date, mode: str = "calendar") -> pl.DataFrame:
+    """`cohort_ltv` rolled up to weeks and months (see `roll_up_cohorts`)."""
+    counts = ["payers", "revenue_gross", "revenue_net"]
+    frames = [roll_up_cohorts(ltv, counts, p, observation_end, mode) for p in PERIODS]
+    size = pl.col("cohort_size")
+    return pl.concat(frames).with_columns(
+        ltv_gross=pl.col("revenue_gross").cast(pl.Float64) / size,
+        ltv_net=pl.col("revenue_net").cast(pl.Float64) / size,
+        payer_rate=pl.col("payers") / size,
+        arppu_net=pl.when(pl.col("payers") > 0).then(pl.col("revenue_net").cast(pl.Float64) / pl.col("payers")),
+    )

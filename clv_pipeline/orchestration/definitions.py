@@ -14,13 +14,14 @@ import dagster as dg
 from clv_pipeline.orchestration.assets.marts import MART_ASSETS
 from clv_pipeline.orchestration.assets.publication import serving_snapshot
 from clv_pipeline.orchestration.assets.raw import RAW_ASSETS
+from clv_pipeline.orchestration.assets.rollups import ROLLUP_ASSETS
 from clv_pipeline.orchestration.assets.staging import STAGING_ASSETS
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
 from clv_pipeline.settings import Settings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-ALL_ASSETS = [*RAW_ASSETS, *STAGING_ASSETS, *MART_ASSETS, serving_snapshot]
+ALL_ASSETS = [*RAW_ASSETS, *STAGING_ASSETS, *MART_ASSETS, *ROLLUP_ASSETS, serving_snapshot]
 ALL_JOB = dg.define_asset_job("clv_all", selection=dg.AssetSelection.all(), description="Every delivery partition given, then everything downstream.")
 
 

@@ -122,6 +122,7 @@ TABLES: dict[str, PublishedTable] = {
                 "mean_lifetime_value": "mean user_clv.lifetime_value, USD",
                 "mean_p_alive": "mean P(alive) of the group's payers",
                 "top_products": "products with the most net revenue in the group, with their share of it",
+                "distinguishing_products": "products whose share of the group's revenue most exceeds their share of all revenue",
             },
         ),
         PublishedTable(
@@ -131,11 +132,15 @@ TABLES: dict[str, PublishedTable] = {
             {
                 "cohort_date": COHORT_DATE + " (= spend date)",
                 **_dims(),
+                "acquisition": "organic, paid, paid_without_spend (installs no spend row covers) or spend_without_installs",
                 "spend": "ad spend attributed to the cell (proportional to installs when the spend row is coarser), USD; null when none",
                 "installs": "new installs of the cell (0 for spend that matched no install)",
                 "payers": "users with a purchase up to the observation end",
+                "cpi": "spend / installs (eCPI), USD; null without spend or installs",
+                "cac": "spend / payers to date (cost per new payer so far), USD; null without spend or payers",
                 **{f"revenue_net_d{n}": f"cumulative net revenue of days 0..{n}, USD; null when immature" for n in ROI_DAYS},
                 **{f"roas_d{n}": f"revenue_net_d{n} / spend; null without spend or when immature" for n in ROI_DAYS},
+                **{f"roi_d{n}": f"(revenue_net_d{n} − spend) / spend = roas_d{n} − 1" for n in ROI_DAYS},
                 "predicted_revenue_net_365": "observed plus predicted net revenue up to day 365 after install, USD",
                 "predicted_roas_365": "predicted_revenue_net_365 / spend",
                 "payback_day": "first day index with cumulative net revenue >= spend; null if not reached",
@@ -170,14 +175,78 @@ TABLES: dict[str, PublishedTable] = {
                 "rows_loaded": "rows loaded into staging (including rows_replaced)",
                 "rows_duplicate": "exact copies of an earlier delivered row, dropped",
                 "rows_quarantined": "rows set aside in quarantine with a reason",
-                "rows_orphan": "loaded purchase/session rows whose user has no install yet",
+                "rows_orphan": "loaded purchase/session rows whose user has no new install yet (they wait for it)",
                 "quarantine_reasons": "JSON object: primary reason code -> rows",
                 "rows_replaced": "loaded rows superseded by a later delivery of the same key (or a reinstall)",
                 "rows_warned": "loaded rows with a warning-level expectation failure",
+                "rows_quarantine_resolved": "quarantined rows of this partition whose key a later delivery loaded (fixed upstream)",
                 "accounting_ok": "rows_read = rows_loaded + rows_duplicate + rows_quarantined",
             },
         ),
     )
 }
+
+def _period_columns() -> dict[str, str]:
+    return {
+        "cohort_period": "week (ISO, Monday start) or month",
+        "cohort_start": "first day of the cohort's week or month",
+        **_dims(),
+        "day_n": "day index N since install",
+        "cohort_size": "new installs in the cohort period",
+    }
+
+
+_NULL_UNLESS_WHOLE_PERIOD = "; null unless every install day of the period is mature for N"
+
+for _table in (
+    PublishedTable(
+        "cohort_retention_by_period",
+        "cohort_period × cohort_start × dims × day_n",
+        "cohort_retention rolled up to weekly and monthly install cohorts.",
+        {
+            **_period_columns(),
+            "active_users": "users active on day N" + _NULL_UNLESS_WHOLE_PERIOD,
+            "retention": "active_users / cohort_size" + _NULL_UNLESS_WHOLE_PERIOD,
+            "rolling_active_users": "users active on day N or later" + _NULL_UNLESS_WHOLE_PERIOD,
+            "rolling_retention": "rolling_active_users / cohort_size" + _NULL_UNLESS_WHOLE_PERIOD,
+        },
+    ),
+    PublishedTable(
+        "cohort_ltv_by_period",
+        "cohort_period × cohort_start × dims × day_n",
+        "cohort_ltv rolled up to weekly and monthly install cohorts, USD.",
+        {
+            **_period_columns(),
+            "payers": "users with a purchase in days 0..N" + _NULL_UNLESS_WHOLE_PERIOD,
+            "revenue_gross": "gross revenue of days 0..N" + _NULL_UNLESS_WHOLE_PERIOD,
+            "revenue_net": "net revenue of days 0..N" + _NULL_UNLESS_WHOLE_PERIOD,
+            "ltv_gross": "revenue_gross / cohort_size",
+            "ltv_net": "revenue_net / cohort_size",
+            "payer_rate": "payers / cohort_size",
+            "arppu_net": "revenue_net / payers",
+        },
+    ),
+    PublishedTable(
+        "channel_summary",
+        "app_id × media_source, plus labelled totals",
+        "channel_roi per app and media source, with paid_total, organic and blended_total rows (blended figures include organic installs).",
+        {
+            "app_id": DIM_DESCRIPTIONS["app_id"],
+            "row_type": "channel, organic, paid_total (all paid sources) or blended_total (paid + organic)",
+            "media_source": "the media source (null on paid_total and blended_total rows)",
+            "spend": "attributed spend, USD",
+            "installs": "new installs",
+            "payers": "users with a purchase up to the observation end",
+            "cpi": "spend / installs of paid cells with spend; on blended_total: spend / all installs (blended CPI)",
+            "cac": "spend / payers to date, USD",
+            **{f"revenue_net_d{n}": f"net revenue of days 0..{n} of the cells mature for {n}, USD" for n in (0, 7, 30, 90, 365)},
+            **{f"roas_d{n}": f"revenue_net_d{n} / spend of the same mature cells" for n in (0, 7, 30, 90, 365)},
+            "predicted_revenue_net_365": "observed plus predicted net revenue up to day 365 after install, USD",
+            "predicted_roas_365": "predicted_revenue_net_365 / spend of the same cells",
+            "max_cac": "mean predicted lifetime value per install / target ROAS, USD",
+        },
+    ),
+):
+    TABLES[_table.name] = _table
 
 PUBLISHED_TABLES: tuple[str, ...] = tuple(TABLES)
