@@ -100,6 +100,34 @@ def test_additive_columns_roll_up_to_staging_totals(sample_run):
         assert joined.filter(pl.col("roi").ne_missing(pl.col("ltv"))).height == 0
 
 
+def test_revenue_and_payers_roll_up_to_staging_totals(sample_run):
+    """Summing channel_roi / cohort_ltv over all dims equals the same total computed in SQL from
+    staging (day 0 is mature for every cohort, so nothing is left out as immature)."""
+    staged = sample_run.warehouse_query(
+        "SELECT sum(p.revenue_net_usd) AS net_d0, sum(p.revenue_gross_usd) AS gross_d0 "
+        "FROM staging.purchases p JOIN staging.installs i USING (app_id, user_id) "
+        "WHERE i.is_new_install AND p.event_date = i.install_date"
+    ).to_dicts()[0]
+    payers = sample_run.warehouse_query(
+        "SELECT count(DISTINCT (p.app_id, p.user_id)) AS n FROM staging.purchases p JOIN staging.installs i USING (app_id, user_id) "
+        "WHERE i.is_new_install AND p.revenue_type IN ('iap', 'subscription') AND p.revenue_gross_usd > 0"
+    )["n"][0]
+    roi = sample_run.table("channel_roi")
+    ltv = sample_run.table("cohort_ltv").filter(pl.col("day_n") == 0)
+    assert roi["revenue_net_d0"].sum() == staged["net_d0"]
+    assert ltv["revenue_net"].sum() == staged["net_d0"]
+    assert ltv["revenue_gross"].sum() == staged["gross_d0"]
+    assert roi["payers"].sum() == payers
+    summary = sample_run.table("channel_summary")
+    for app in summary["app_id"].unique().to_list():
+        rows = summary.filter(pl.col("app_id") == app)
+        channels = rows.filter(pl.col("row_type").is_in(["channel", "organic"]))
+        blended = rows.filter(pl.col("row_type") == "blended_total").to_dicts()[0]
+        assert channels["installs"].sum() == blended["installs"]
+        assert channels["spend"].sum() == blended["spend"]
+        assert channels["revenue_net_d7"].sum() == blended["revenue_net_d7"]
+
+
 def test_metric_invariants(sample_run):
     retention = sample_run.table("cohort_retention")
     assert retention["retention"].drop_nulls().is_between(0, 1).all()
