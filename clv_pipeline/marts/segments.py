@@ -99,11 +99,7 @@ def segment_summary(segments: pl.DataFrame, user_clv: pl.DataFrame, purchases: p
         revenue_share=pl.when(pl.lit(total) != 0).then(pl.col("revenue_net").cast(pl.Float64) / pl.lit(total)).otherwise(None)
     )
     product_revenue = (
-        purchases.filter(pl.col("product_id").is_not_null())
-        .join(users.select("app_id", "user_id", "value_tier", "media_source"), on=["app_id", "user_id"], how="inner")
-        .group_by("value_tier", "media_source", "product_id")
-        .agg(pl.col("revenue_net_usd").sum().cast(pl.Float64).alias("net"))
-        .filter(pl.col("net") > 0)
+        group_product_revenue(purchases, users)
         .with_columns(share=pl.col("net") / pl.col("net").sum().over("value_tier", "media_source"))
         .sort(["value_tier", "media_source", "net", "product_id"], descending=[False, False, True, False])
         .group_by("value_tier", "media_source", maintain_order=True)
@@ -135,17 +131,22 @@ def segment_summary(segments: pl.DataFrame, user_clv: pl.DataFrame, purchases: p
 MIN_GROUP_SHARE = 0.05
 
 
-def distinguishing_products(purchases: pl.DataFrame, users: pl.DataFrame, top_n: int = 3) -> pl.DataFrame:
-    """The products that set a group apart: the highest ratio of a product's share of the group's
-    net product revenue to its share of all users' net product revenue, among products with at
-    least 5 % of the group's revenue. 'sku (41.2% here vs 12.0% overall)'."""
-    revenue = (
+def group_product_revenue(purchases: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """Net revenue per value tier × media source × product (products with positive net only)."""
+    return (
         purchases.filter(pl.col("product_id").is_not_null())
         .join(users.select("app_id", "user_id", "value_tier", "media_source"), on=["app_id", "user_id"], how="inner")
         .group_by("value_tier", "media_source", "product_id")
         .agg(pl.col("revenue_net_usd").sum().cast(pl.Float64).alias("net"))
         .filter(pl.col("net") > 0)
     )
+
+
+def distinguishing_products(purchases: pl.DataFrame, users: pl.DataFrame, top_n: int = 3) -> pl.DataFrame:
+    """The products that set a group apart: the highest ratio of a product's share of the group's
+    net product revenue to its share of all users' net product revenue, among products with at
+    least 5 % of the group's revenue. 'sku (41.2% here vs 12.0% overall)'."""
+    revenue = group_product_revenue(purchases, users)
     overall = revenue.group_by("product_id").agg(pl.col("net").sum().alias("all_net"))
     overall = overall.with_columns(share_all=pl.col("all_net") / pl.col("all_net").sum())
     shares = (

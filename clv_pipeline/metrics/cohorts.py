@@ -77,6 +77,14 @@ def _join_cells(left: pl.DataFrame, right: pl.DataFrame, extra_keys: Sequence[st
     return left.join(right, on=[*COHORT_KEYS, *extra_keys], how="left", nulls_equal=True)
 
 
+def _cumulative(frame: pl.DataFrame, day_column: str, days: Sequence[int], *aggregations: pl.Expr, from_day_n: bool = False) -> pl.DataFrame:
+    """Per cohort and day N in `days`: `aggregations` over the rows with `day_column` ≤ N (or ≥ N
+    with `from_day_n`)."""
+    day_frame = pl.DataFrame({"day_n": pl.Series(list(days), dtype=pl.Int64)})
+    condition = pl.col(day_column) >= pl.col("day_n") if from_day_n else pl.col(day_column) <= pl.col("day_n")
+    return frame.join(day_frame, how="cross").filter(condition).group_by(*COHORT_KEYS, "day_n").agg(*aggregations)
+
+
 def cohort_retention(
     members: pl.DataFrame,
     activity: pl.DataFrame,
@@ -95,12 +103,7 @@ def cohort_retention(
         .agg(pl.len().cast(pl.Int64).alias("active_users"))
     )
     last_day = user_days.group_by(MEMBER_KEYS).agg(pl.col("day_index").max().alias("last_day"))
-    rolling = (
-        last_day.join(day_frame, how="cross")
-        .filter(pl.col("last_day") >= pl.col("day_n"))
-        .group_by(*COHORT_KEYS, "day_n")
-        .agg(pl.len().cast(pl.Int64).alias("rolling_active_users"))
-    )
+    rolling = _cumulative(last_day, "last_day", days, pl.len().cast(pl.Int64).alias("rolling_active_users"), from_day_n=True)
     grid = _join_cells(_join_cells(_grid(cohort_cells(members), days), classic), rolling)
     mature = is_mature(pl.col("day_n"), observation_end, mode)
     counts = [pl.when(mature).then(pl.col(c).fill_null(0)).otherwise(None).alias(c) for c in ("active_users", "rolling_active_users")]
@@ -141,19 +144,8 @@ def cohort_revenue(
         pl.col("revenue_gross_usd").sum().alias("gross"), pl.col("revenue_net_usd").sum().alias("net")
     )
     first_pay = first_payment_days(members, purchases, observation_end, mode)
-    day_frame = pl.DataFrame({"day_n": pl.Series(list(days), dtype=pl.Int64)})
-    revenue = (
-        daily.join(day_frame, how="cross")
-        .filter(pl.col("day_index") <= pl.col("day_n"))
-        .group_by(*COHORT_KEYS, "day_n")
-        .agg(pl.col("gross").sum().alias("revenue_gross"), pl.col("net").sum().alias("revenue_net"))
-    )
-    payers = (
-        first_pay.join(day_frame, how="cross")
-        .filter(pl.col("first_pay_day") <= pl.col("day_n"))
-        .group_by(*COHORT_KEYS, "day_n")
-        .agg(pl.len().cast(pl.Int64).alias("payers"))
-    )
+    revenue = _cumulative(daily, "day_index", days, pl.col("gross").sum().alias("revenue_gross"), pl.col("net").sum().alias("revenue_net"))
+    payers = _cumulative(first_pay, "first_pay_day", days, pl.len().cast(pl.Int64).alias("payers"))
     grid = _join_cells(_join_cells(_grid(cohort_cells(members), days), revenue), payers)
     money = revenue.schema["revenue_gross"]
     mature = is_mature(pl.col("day_n"), observation_end, mode)
