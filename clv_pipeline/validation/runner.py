@@ -23,6 +23,9 @@ from clv_pipeline.validation.suites import STRUCTURAL_REASONS, Rule
 _lock = threading.RLock()
 _context = None
 _docs_sites: set[str] = set()
+# Per Data Docs site: the suites and validation results not rendered yet. Rendering only these
+# keeps each build incremental (GX would otherwise re-render every result the process stored).
+_pending_docs: dict[str, list] = {}
 
 
 @dataclass
@@ -116,17 +119,23 @@ def _docs_site(context, docs_dir: Path) -> str:
             },
         )
         _docs_sites.add(name)
+        _pending_docs[name] = []
     return name
 
 
 def build_data_docs(docs_dir: Path) -> Path | None:
-    """Render the Data Docs site in `docs_dir` from the validations of this process; returns the
-    index page (None when nothing was validated with that folder)."""
+    """Render, in the Data Docs site in `docs_dir`, the validations of this process not rendered
+    yet, and its index page; returns the index page (None when nothing was validated with that
+    folder)."""
     with _lock:
         if _context is None:
             return None
         site = _docs_site(_context, Path(docs_dir))
-        _context.build_data_docs(site_names=[site])
+        pending = _pending_docs[site]
+        if pending:
+            # an empty list would mean "everything" to GX
+            _context.build_data_docs(site_names=[site], resource_identifiers=list(pending))
+            pending.clear()
     index = Path(docs_dir) / "index.html"
     return index if index.exists() else None
 
@@ -147,8 +156,14 @@ def _validate_with_docs(context, batch_definition, suite, pdf, docs_dir: Path):
             result_format={"result_format": "COMPLETE"},
         )
     )
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
     outcome = checkpoint.run(batch_parameters={"dataframe": pdf})
-    return next(iter(outcome.run_results.values()))
+    result_id, result = next(iter(outcome.run_results.items()))
+    pending = _pending_docs[site]
+    suite_id = ExpectationSuiteIdentifier(name=suite.name)
+    pending.extend([result_id] if suite_id in pending else [suite_id, result_id])
+    return result
 
 
 def _to_pandas(frame: pl.DataFrame):
