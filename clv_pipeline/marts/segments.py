@@ -100,7 +100,7 @@ def segment_summary(segments: pl.DataFrame, user_clv: pl.DataFrame, purchases: p
     )
     product_revenue = (
         group_product_revenue(purchases, users)
-        .with_columns(share=pl.col("net") / pl.col("net").sum().over("value_tier", "media_source"))
+        .with_columns(share=_share(pl.col("net"), pl.col("net").sum().over("value_tier", "media_source")))
         .sort(["value_tier", "media_source", "net", "product_id"], descending=[False, False, True, False])
         .group_by("value_tier", "media_source", maintain_order=True)
         .head(top_n)
@@ -132,14 +132,21 @@ MIN_GROUP_SHARE = 0.05
 
 
 def group_product_revenue(purchases: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
-    """Net revenue per value tier × media source × product (products with positive net only)."""
+    """Net revenue per value tier × media source × product (products with positive net only).
+    `net` stays an exact decimal: float sums would depend on row order, and so would shares,
+    their rounding and the ranking of ties."""
     return (
         purchases.filter(pl.col("product_id").is_not_null())
         .join(users.select("app_id", "user_id", "value_tier", "media_source"), on=["app_id", "user_id"], how="inner")
         .group_by("value_tier", "media_source", "product_id")
-        .agg(pl.col("revenue_net_usd").sum().cast(pl.Float64).alias("net"))
+        .agg(pl.col("revenue_net_usd").sum().alias("net"))
         .filter(pl.col("net") > 0)
     )
+
+
+def _share(amount: pl.Expr, total: pl.Expr) -> pl.Expr:
+    """amount / total as a float, both summed exactly before the division."""
+    return amount.cast(pl.Float64) / total.cast(pl.Float64)
 
 
 def distinguishing_products(purchases: pl.DataFrame, users: pl.DataFrame, top_n: int = 3) -> pl.DataFrame:
@@ -148,9 +155,9 @@ def distinguishing_products(purchases: pl.DataFrame, users: pl.DataFrame, top_n:
     least 5 % of the group's revenue. 'sku (41.2% here vs 12.0% overall)'."""
     revenue = group_product_revenue(purchases, users)
     overall = revenue.group_by("product_id").agg(pl.col("net").sum().alias("all_net"))
-    overall = overall.with_columns(share_all=pl.col("all_net") / pl.col("all_net").sum())
+    overall = overall.with_columns(share_all=_share(pl.col("all_net"), pl.col("all_net").sum()))
     shares = (
-        revenue.with_columns(share=pl.col("net") / pl.col("net").sum().over("value_tier", "media_source"))
+        revenue.with_columns(share=_share(pl.col("net"), pl.col("net").sum().over("value_tier", "media_source")))
         .join(overall.select("product_id", "share_all"), on="product_id")
         .filter(pl.col("share") >= MIN_GROUP_SHARE)
         .with_columns(lift=pl.col("share") / pl.col("share_all"))

@@ -138,7 +138,9 @@ def _fresh_ids(source: str, row: dict, n: int) -> dict:
     if source == "sessions" and "session_id" in out:
         out["session_id"] = f"dirty_session_{n}"
     if source == "ad_spend":
-        out["campaign"] = f"dirty_campaign_{n}"
+        # a key of its own: the campaign, or the media source when the files have no campaign
+        # column (a second row with an existing key would be a conflicting duplicate instead)
+        out["campaign" if "campaign" in row else "media_source"] = f"dirty_{n}"
     if source == "fx_rates":
         out["currency"] = "XTS"  # the ISO-4217 code reserved for testing: no clean row has it
     return out
