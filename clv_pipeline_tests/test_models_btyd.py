@@ -615,3 +615,26 @@ def test_time_unit_helpers() -> None:
             dt.date(2024, 1, 2),
             "days",
         )
+
+
+def test_expected_purchases_on_the_infinite_a_b_ridge_use_the_point_mass_limit():
+    """Fits on data without dropout heterogeneity run off to a, b → ∞ (seen on a 60-day sample:
+    a = 5e9). There the hypergeometric series needs ~a terms; the point-mass limit is used, and it
+    agrees with the exact form where both can be computed."""
+    from clv_pipeline.models import bg_nbd as bg
+
+    x = np.array([0.0, 1, 3, 10, 40])
+    T = np.array([10.0, 30, 50, 60, 60])
+    t = np.array([365.0, 365, 100, 365, 5])
+    r, alpha = 0.15, 4.6
+    for a, b in [(1e4, 2e4), (1e5, 1.8e5)]:
+        exact = bg._g_over_a_minus_1_raw(r, alpha, a, b, x, T, t)
+        limit = bg._g_over_a_minus_1_limit(r, alpha, a, b, x, T, t)
+        np.testing.assert_allclose(limit, exact, rtol=0.3 / a)
+    params = bg.BetaGeoParams(r=r, alpha=alpha, a=5.2e9, b=9.2e9)
+    expected = bg.expected_purchases(params, t, x, np.minimum(T, x * 2), T)
+    p = 5.2e9 / (5.2e9 + 9.2e9)
+    # alive-part closed form: (1 − ((α+T)/(α+T+p t))^(r+x)) / p, times P(alive)
+    alive = bg.expected_purchases_alive(params, t, x, T)
+    np.testing.assert_allclose(alive, -np.expm1(-(r + x) * np.log1p(p * t / (alpha + T))) / p, rtol=1e-6)
+    assert np.all(np.isfinite(expected)) and np.all(expected <= alive + 1e-12)

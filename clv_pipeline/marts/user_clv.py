@@ -2,15 +2,21 @@
 (PRODUCT.md §5, §6). Pure Polars / numpy.
 
 Two paths (`model` column):
-- `bg_nbd+gamma_gamma` — users with at least one purchase day: the BTYD clock starts at their
-  first purchase; P(alive), expected purchases over the horizon and the discounted predicted CLV
-  come from the fitted models.
+- `<purchase model>+<spend model>` — users with at least one purchase day: the BTYD clock starts
+  at their first purchase; P(alive), expected purchases over the horizon and the discounted
+  predicted CLV come from the models `model_fit` chose for this run (`model_fit.chosen`):
+  purchase model bg_nbd, mbg_nbd or pareto_nbd — or the `pooled_rate` fallback when none could be
+  fitted — and spend model gamma_gamma — or the `mean_spend` fallback (see `models.fallback`).
+  E.g. `bg_nbd+gamma_gamma`, `pooled_rate+mean_spend`. P(alive) is null for `pooled_rate`, which
+  has no dropout process.
 - `cohort_payer_curve` — users who have not paid: P(first purchase within the horizon), from the
   Kaplan–Meier payer curve of their app × media source given their age, × the expected value of a
-  new payer (mean first-purchase value + the model's value of a newborn customer over the rest of
-  the horizon), discounted from the expected conversion day.
-When a model could not be fitted the prediction columns are null and `model` says
-`insufficient_data`.
+  new payer (mean first-purchase value + the chosen models' value of a newborn customer over the
+  rest of the horizon), discounted from the expected conversion day. When no purchase day of
+  positive value has been observed at all, the value of a new payer is 0 (and so, necessarily, is
+  every conversion probability unless payers refunded everything).
+Every prediction is a number: a model that cannot be fitted is replaced by its fallback, never
+by null.
 
 Definitions:
 - revenue_net_to_date: net revenue (all revenue types, refunds included) up to the observation end;
@@ -32,16 +38,15 @@ import polars as pl
 
 from clv_pipeline.ingestion.normalise import MONEY
 from clv_pipeline.ingestion.sources import PURCHASE_REVENUE_TYPES
-from clv_pipeline.marts.model_fit import ClvModels
+from clv_pipeline.marts.model_fit import POOLED_RATE, ClvModels
 from clv_pipeline.metrics.cohorts import COHORT_KEYS, DIMS, USER_KEY
 from clv_pipeline.metrics.curves import conversion_within
 from clv_pipeline.metrics.numeric import exact_mean
-from clv_pipeline.models import bg_nbd, clv
+from clv_pipeline.models import clv
+from clv_pipeline.models.fitting import ModelInputError
 from clv_pipeline.models.rfm import rfm_summary, unit_days
 
-MODEL_BTYD = "bg_nbd+gamma_gamma"
 MODEL_PAYER_CURVE = "cohort_payer_curve"
-MODEL_NONE = "insufficient_data"
 ROI_HORIZON_DAYS = 365
 
 USER_CLV_COLUMNS = (
@@ -159,32 +164,36 @@ def build_user_clv(
     )
 
 
-def _unpredicted(frame: pl.DataFrame) -> pl.DataFrame:
-    """Null predictions, labelled: the models could not be fitted on this data."""
-    return frame.with_columns(
-        *[pl.lit(None, dtype=pl.Float64).alias(c) for c in ("p_alive", "expected_purchases", "predicted_clv", "_roi_predicted")],
-        model=pl.lit(MODEL_NONE),
-    )
-
-
 def _predict_payers(users: pl.DataFrame, rfm: pl.DataFrame, models: ClvModels, settings: ClvSettings, unit: float) -> pl.DataFrame:
     frame = rfm.rename({"user_id": "_uid"}).join(users.select("_uid", "_roi_left_days"), on="_uid", how="inner")
     base = frame.select("_uid", "frequency", "recency", "t", "monetary_value", "first_purchase_date", "last_purchase_date")
-    if not models.usable or frame.height == 0:
-        return _unpredicted(base)
-    bg, gg = models.bg.params, models.gg.params  # type: ignore[union-attr]
+    purchase, spend = models.purchase, models.spend
+    if frame.height == 0 or purchase is None or spend is None:
+        # no payers (then model_fit fitted nothing): nothing to predict here
+        return base.with_columns(
+            *[pl.lit(None, dtype=pl.Float64).alias(c) for c in ("p_alive", "expected_purchases", "predicted_clv", "_roi_predicted")],
+            model=pl.lit(models.label),
+        )
     x, t_x, T, m = (frame[c].to_numpy() for c in ("frequency", "recency", "t", "monetary_value"))
-    pred = clv.predicted_clv(
-        bg, gg, x, t_x, T, m, settings.horizon_days, settings.time_unit, settings.annual_discount_rate, settings.margin
-    )
+    try:
+        pred = clv.predicted_clv(
+            purchase.params, spend.params, x, t_x, T, m, settings.horizon_days, settings.time_unit, settings.annual_discount_rate, settings.margin
+        )
+    except ModelInputError as exc:
+        if exc.row is None:
+            raise
+        raise ModelInputError(f"user_clv: user _uid {frame['_uid'][exc.row]}: {exc}", row=exc.row) from exc
     roi_left = frame["_roi_left_days"].to_numpy() / unit
-    roi_purchases = bg_nbd.expected_purchases(bg, roi_left, x, t_x, T)
+    roi_purchases = clv.expected_purchases(purchase.params, roi_left, x, t_x, T)
+    p_alive = pl.Series(pred["p_alive"], dtype=pl.Float64)
+    if purchase.model == POOLED_RATE:
+        p_alive = pl.Series([None] * frame.height, dtype=pl.Float64)
     return base.with_columns(
-        p_alive=pl.Series(pred["p_alive"]),
+        p_alive=p_alive,
         expected_purchases=pl.Series(pred["expected_purchases"]),
         predicted_clv=pl.Series(pred["predicted_clv"]),
         _roi_predicted=pl.Series(roi_purchases * pred["expected_spend"] * settings.margin),
-        model=pl.lit(MODEL_BTYD),
+        model=pl.lit(models.label),
     )
 
 
@@ -194,9 +203,8 @@ def _predict_non_payers(
     """P(first purchase in the horizon) × value of a new payer, per user (see module docstring)."""
     if users.height == 0:
         return pl.DataFrame(schema={"_uid": pl.UInt32})
-    if not models.usable:
-        return _unpredicted(users.select("_uid").with_columns(frequency=pl.lit(None, dtype=pl.Int64)))
-    bg, gg = models.bg.params, models.gg.params  # type: ignore[union-attr]
+    purchase, spend = models.purchase, models.spend
+    have_models = purchase is not None and spend is not None and rfm.height > 0
     first_value = _first_purchase_value_mean(rfm) * settings.margin
     unit = unit_days(settings.time_unit)
     horizon = settings.horizon_days
@@ -205,17 +213,25 @@ def _predict_non_payers(
         key: group.sort("day")["survival"].to_numpy()
         for key, group in survival.group_by(["app_id", "media_source"], maintain_order=True)
     }
-    combos = users.select("app_id", "media_source", "age_days", "_roi_left_days").unique()
-    values = {"p": [], "clv": [], "purchases": [], "roi": []}
-    mean_spend = float(gg.p * gg.gamma / (gg.q - 1.0)) * settings.margin
+    combos = users.select("app_id", "media_source", "age_days", "_roi_left_days").unique().sort(
+        "app_id", "media_source", "age_days", "_roi_left_days", nulls_last=True
+    )
+    values: dict[str, list[float]] = {"p": [], "clv": [], "purchases": [], "roi": []}
+    mean_spend = clv.population_mean_spend(spend.params) * settings.margin if have_models else 0.0  # type: ignore[union-attr]
     cache: dict[int, tuple[float, float]] = {}
 
     def newborn(remaining_days: int) -> tuple[float, float]:
         """(discounted value, undiscounted repeat purchases) of a customer born now."""
+        if not have_models:
+            return 0.0, 0.0
         if remaining_days not in cache:
-            remaining_days_c = max(remaining_days, 0)
-            value = clv.new_customer_value(bg, gg, remaining_days_c, settings.time_unit, rate, settings.margin) if remaining_days_c > 0 else 0.0
-            repeats = float(bg_nbd.expected_purchases_new_customer(bg, remaining_days_c / unit)[0])
+            days = max(remaining_days, 0)
+            value = (
+                clv.new_customer_value(purchase.params, spend.params, days, settings.time_unit, rate, settings.margin)  # type: ignore[union-attr]
+                if days > 0
+                else 0.0
+            )
+            repeats = float(clv.expected_purchases_new_customer(purchase.params, days / unit)[0])  # type: ignore[union-attr]
             cache[remaining_days] = (value, repeats)
         return cache[remaining_days]
 

@@ -30,6 +30,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 
 from clv_pipeline.models.fitting import (
     FitResult,
+    HistoryPatterns,
     ModelInputError,
     as_float_array,
     broadcast_lengths,
@@ -37,6 +38,9 @@ from clv_pipeline.models.fitting import (
     compress_patterns,
     minimize_multistart,
     raise_first_bad,
+    softplus_and_logistic,
+    validate_horizon,
+    validate_purchase_history,
     wsum,
     x_levels,
 )
@@ -46,6 +50,8 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 #: Within this distance of a = 1 the factor G/(a-1) of the conditional expectation is a 0/0 form;
 #: it is then linearly interpolated between a = 1 ± A_NEAR_ONE (interpolation error ~1e-8 relative).
 A_NEAR_ONE = 1e-4
+# Beyond this a, expected purchases use the a, b → ∞ limit (see `_g_over_a_minus_1_limit`).
+A_LIMIT = 1e6
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,7 @@ def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.n
     Requirements: equal lengths, finite values, x a non-negative integer, 0 <= t_x <= T, and
     t_x == 0 when x == 0. Scalars are accepted and broadcast against the arrays.
     """
-    x, t_x, T = broadcast_lengths(x=as_float_array("x", x), t_x=as_float_array("t_x", t_x), T=as_float_array("T", T))
-    finite = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T)
-    raise_first_bad(~finite, "x, t_x and T must be finite", x=x, t_x=t_x, T=T)
-    raise_first_bad((x < 0) | (x != np.floor(x)), "x must be a non-negative integer", x=x, t_x=t_x, T=T)
-    raise_first_bad((t_x < 0) | (t_x > T), "need 0 <= t_x <= T", x=x, t_x=t_x, T=T)
-    raise_first_bad((x == 0) & (t_x != 0), "t_x must be 0 when x == 0", x=x, t_x=t_x, T=T)
-    return np.ascontiguousarray(x), np.ascontiguousarray(t_x), np.ascontiguousarray(T)
+    return validate_purchase_history(x, t_x, T)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,41 +141,47 @@ def log_likelihood_and_gradient(
     t_x: np.ndarray,
     T: np.ndarray,
     weights: np.ndarray,
-    levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    patterns: HistoryPatterns | None = None,
 ) -> tuple[float, np.ndarray]:
     """Total log-likelihood Σ w ln L and its analytic gradient w.r.t. (ln r, ln α, ln a, ln b).
 
     With ln L = ln A1 + ln A2 + logaddexp(ln A3, ln A4) (see ``_ll_terms``),
-    w3 = A3/(A3+A4), w4 = A4/(A3+A4) and ψ = digamma:
+    w4 = A4/(A3+A4) = logistic(ln A4 − ln A3), w3 = 1 − w4 and ψ = digamma:
         ∂/∂r = ψ(r+x) − ψ(r) + ln α − w3 ln(α+T) − w4 ln(α+t_x)
         ∂/∂α = r/α − (r+x) [w3/(α+T) + w4/(α+t_x)]
         ∂/∂a = ψ(a+b) − ψ(a+b+x) + w4/a
         ∂/∂b = ψ(a+b) + ψ(b+x) − ψ(b) − ψ(a+b+x) − w4/(b+x−1)
-    and ∂/∂ln θ = θ ∂/∂θ. Terms that depend on x only are evaluated per distinct x (``levels``
-    from ``x_levels``, computed here when not given). Inputs are assumed validated.
+    and ∂/∂ln θ = θ ∂/∂θ. Terms that depend on one of x, T, t_x only are evaluated per distinct
+    value (``patterns``, built from the arrays when not given). Inputs are assumed validated.
     """
+    P = HistoryPatterns.from_unique(x, t_x, T, weights) if patterns is None else patterns
     r, alpha, a, b = np.exp(log_params)
-    lv, inv, w_lv = x_levels(x, weights) if levels is None else levels
     ab = a + b
+    lv, w_lv = P.x_levels, P.x_weights
     # per distinct x
     lv_ln_a12 = gammaln(r + lv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + lv) - betaln(a, b)
     lv_b_x_1 = np.where(lv > 0, b + lv - 1.0, 1.0)
-    # per row
-    rx = r + x
-    log_a_T = np.log(alpha + T)
-    log_a_tx = np.log(alpha + t_x)
-    b_x_1 = lv_b_x_1[inv]
-    ln_a3 = -rx * log_a_T
-    ln_a4 = np.where(x > 0, np.log(a) - np.log(b_x_1) - rx * log_a_tx, -np.inf)
-    lse = np.logaddexp(ln_a3, ln_a4)
-    w3 = np.exp(ln_a3 - lse)
-    w4 = np.exp(ln_a4 - lse)
-    ll = float(wsum(w_lv, lv_ln_a12) + wsum(weights, lse))
-    d_r = wsum(w_lv, digamma(r + lv) - digamma(r) + np.log(alpha)) - wsum(weights, w3 * log_a_T + w4 * log_a_tx)
-    d_alpha = w_lv.sum() * r / alpha - wsum(weights, rx * (w3 / (alpha + T) + w4 / (alpha + t_x)))
-    d_a = wsum(w_lv, digamma(ab) - digamma(ab + lv)) + wsum(weights, w4) / a
-    d_b = wsum(w_lv, digamma(ab) + digamma(b + lv) - digamma(b) - digamma(ab + lv)) - wsum(weights, w4 / b_x_1)
-    return ll, np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+    with np.errstate(divide="ignore"):
+        lv_ln_ab = np.where(lv > 0, np.log(a) - np.log(lv_b_x_1), -np.inf)
+    # per distinct T / t_x, gathered per pattern
+    log_a_T = np.log(alpha + P.T_levels)[P.T_index]
+    log_a_tx = np.log(alpha + P.t_x_levels)[P.t_x_index]
+    inv_a_T = (1.0 / (alpha + P.T_levels))[P.T_index]
+    inv_a_tx = (1.0 / (alpha + P.t_x_levels))[P.t_x_index]
+    # per pattern: d = ln A4 − ln A3
+    w = P.weights
+    rx = r + P.x
+    d = lv_ln_ab[P.x_index] + rx * (log_a_T - log_a_tx)
+    softplus, w4 = softplus_and_logistic(d)
+    lse = softplus - rx * log_a_T
+    ll = wsum(w_lv, lv_ln_a12) + wsum(w, lse)
+    d_r = wsum(w_lv, digamma(r + lv) - digamma(r) + np.log(alpha)) - wsum(w, log_a_T - w4 * (log_a_T - log_a_tx))
+    d_alpha = w_lv.sum() * r / alpha - wsum(w, rx * (inv_a_T + w4 * (inv_a_tx - inv_a_T)))
+    ww4 = w * w4
+    d_a = wsum(w_lv, digamma(ab) - digamma(ab + lv)) + float(np.sum(ww4)) / a
+    w4_by_x = np.bincount(P.x_index, weights=ww4, minlength=len(lv))
+    d_b = wsum(w_lv, digamma(ab) + digamma(b + lv) - digamma(b) - digamma(ab + lv)) - wsum(w4_by_x, 1.0 / lv_b_x_1)
+    return float(ll), np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,10 +210,10 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
     if total_w <= 0:
         raise ModelInputError("weights sum to zero")
 
-    levels = x_levels(ux, counts)
+    patterns = HistoryPatterns.from_unique(ux, utx, uT, counts)
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts, levels)
+        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts, patterns)
         if not np.isfinite(ll):
             return np.inf, np.zeros_like(log_params)
         return -ll / total_w, -grad / total_w
@@ -221,14 +227,14 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
         (1.0, 1.0 / rate, 0.5, 1.0),
         (2.0, 2.0 / rate, 2.0, 8.0),
     ]
-    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES)
+    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES, total_w, ridges=((0, 1), (2, 3)))
     if not np.all(np.isfinite(log_best)):
         raise ModelInputError(f"BG/NBD fit failed: {message}")
     if not np.any((ux > 0) & (counts > 0)):
         converged = False
         message = "no repeat purchases in the data: the BG/NBD likelihood has no maximum; " + message
     params = BetaGeoParams(*np.exp(log_best))
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts, levels)
+    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts, patterns)
     return FitResult(
         params=params,
         log_likelihood=ll_total,
@@ -302,13 +308,55 @@ _SERIES_CHUNK = 1024
 _SERIES_MAX_TERMS = 1 << 21
 
 
+def _hyp2f1_series(A: np.ndarray, B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """2F1(A, B; C; z) for C > 0, 0 <= z < 1 by direct summation of the Gauss series (terms of any
+    sign, magnitudes and signs tracked separately so that no product overflows), in chunks, until
+    the last term of a chunk is below 1e-17 of the sum and the terms are decreasing (at most
+    ``_SERIES_MAX_TERMS``; NaN if not reached).
+
+    Used where scipy's hyp2f1 returns a non-finite value for the Euler-transformed function of
+    ``_g_over_a_minus_1_raw`` — it does for a large third parameter with z close to 1, e.g.
+    2F1(2.7, 1.7; 3001.4; 0.998), where this series converges within a few terms.
+    """
+    n_rows = len(A)
+    total = np.ones(n_rows)
+    log_mag = np.zeros(n_rows)  # log |term|, the n = 0 term is 1
+    sign = np.ones(n_rows)
+    out = np.full(n_rows, np.nan)
+    done = (z == 0) | (A == 0) | (B == 0)
+    out[done] = 1.0
+    log_z = np.log(np.where(z > 0, z, 1.0))
+    start = 0
+    while start < _SERIES_MAX_TERMS and not np.all(done):
+        idx = np.flatnonzero(~done)
+        n = np.arange(start, start + _SERIES_CHUNK, dtype=np.float64)
+        a_, b_, c_ = A[idx, None] + n, B[idx, None] + n, C[idx, None] + n
+        with np.errstate(divide="ignore"):
+            log_ratio = np.log(np.abs(a_)) + np.log(np.abs(b_)) - np.log(c_) - np.log1p(n) + log_z[idx, None]
+        sign_ratio = np.sign(a_) * np.sign(b_)
+        logs = log_mag[idx, None] + np.cumsum(log_ratio, axis=1)
+        signs = sign[idx, None] * np.cumprod(sign_ratio, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total[idx] = total[idx] + np.sum(signs * np.exp(logs), axis=1)
+        log_mag[idx] = logs[:, -1]
+        sign[idx] = signs[:, -1]
+        small = (logs[:, -1] < np.log(np.abs(total[idx]) + 1e-300) - 39.0) & (log_ratio[:, -1] < 0)
+        zero = np.any(sign_ratio == 0, axis=1)  # a non-positive integer A or B ends the series
+        finished = (small | zero) & np.isfinite(total[idx])
+        out[idx[finished]] = total[idx[finished]]
+        done[idx[finished]] = True
+        start += _SERIES_CHUNK
+    return out
+
+
 def _g_over_a_minus_1_raw(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray):
     """[1 − P] / (a−1) with P = (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z), z = t/(α+T+t).
 
     1 − P is evaluated as −expm1((a−1) ln(1−z) + ln F) when F > 0 (precise when z is small) and
     directly otherwise (F can be negative when a+b+x−1 < 0); ln(1−z) = −log1p(t/(α+T)).
-    Where scipy's hyp2f1 fails (non-finite: large parameters with z near 1), P is recomputed from
-    the untransformed form P = (1−z)^(r+x) · 2F1(r+x, b+x; a+b+x−1; z), whose Gauss series has
+    Where scipy's hyp2f1 fails (non-finite: large parameters with z near 1), F is summed directly
+    (``_hyp2f1_series``); where that does not converge either, P is recomputed from the
+    untransformed form P = (1−z)^(r+x) · 2F1(r+x, b+x; a+b+x−1; z), whose Gauss series has
     positive terms and is summed in log space (``_log_hyp2f1_positive_series``).
     """
     x, T, t = np.broadcast_arrays(x, T, t)
@@ -316,6 +364,12 @@ def _g_over_a_minus_1_raw(r: float, alpha: float, a: float, b: float, x: np.ndar
     z = -np.expm1(log1m_z)
     with np.errstate(all="ignore"):
         f = hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+        failed = ~np.isfinite(f) & (a + b + x - 1.0 > 0)
+        if np.any(failed):
+            f = f.copy()
+            f[failed] = _hyp2f1_series(
+                np.full(failed.sum(), a + b - 1.0 - r), np.full(failed.sum(), a - 1.0), (a + b + x - 1.0)[failed], z[failed]
+            )
         positive = f > 0
         g = np.where(
             positive,
@@ -331,8 +385,24 @@ def _g_over_a_minus_1_raw(r: float, alpha: float, a: float, b: float, x: np.ndar
     return g / (a - 1.0)
 
 
+def _g_over_a_minus_1_limit(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray):
+    """``_g_over_a_minus_1_raw`` for a, b → ∞ (the Beta prior of the dropout probability becomes a
+    point mass; fits reach this ridge when the data show no heterogeneity in dropout): with
+    p = (a−1)/(a+b+x−1), an alive customer with rate λ makes (1 − e^(−λ p t))/p purchases in t,
+    and averaging over the Gamma(r+x, α+T) posterior of λ gives
+        E = [1 − ((α+T)/(α+T+p t))^(r+x)] / p,   so  g/(a−1) = E/(a+b+x−1).
+    The relative error against the exact form is about 0.1/a (2e-7 at a = 10^6), where the
+    hypergeometric series would need ~a terms."""
+    x, T, t = np.broadcast_arrays(x, T, t)
+    p = (a - 1.0) / (a + b + x - 1.0)
+    return -np.expm1(-(r + x) * np.log1p(p * t / (alpha + T))) / (a - 1.0)
+
+
 def _g_over_a_minus_1(r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray):
-    """As ``_g_over_a_minus_1_raw``, but interpolated in a across the removable 0/0 at a = 1."""
+    """As ``_g_over_a_minus_1_raw``, but interpolated in a across the removable 0/0 at a = 1, and
+    in its a, b → ∞ limit beyond ``A_LIMIT``."""
+    if a >= A_LIMIT:
+        return _g_over_a_minus_1_limit(r, alpha, a, b, x, T, t)
     if abs(a - 1.0) >= A_NEAR_ONE:
         return _g_over_a_minus_1_raw(r, alpha, a, b, x, T, t)
     lo = _g_over_a_minus_1_raw(r, alpha, 1.0 - A_NEAR_ONE, b, x, T, t)
@@ -340,14 +410,31 @@ def _g_over_a_minus_1(r: float, alpha: float, a: float, b: float, x: np.ndarray,
     return lo + (a - (1.0 - A_NEAR_ONE)) / (2 * A_NEAR_ONE) * (hi - lo)
 
 
+def _non_negative(expected: np.ndarray) -> np.ndarray:
+    """Expected counts are >= 0; rounding in 1 − P for t near 0 (amplified by 1/(a−1) close to
+    a = 1) can leave −1e-13 or a negative denormal, which is set to 0."""
+    return np.maximum(expected, 0.0)
+
+
+def expected_purchases_alive(params: BetaGeoParams, t: object, x: object, T: object) -> np.ndarray:
+    """Expected repeat purchases in (T, T+t] of a customer known to be alive at T with x repeat
+    purchases: (a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; z)],
+    z = t/(α+T+t) — the numerator of FHL (2005) eq. 10 (given alive, the posterior of (λ, p)
+    depends on x and T only, not on t_x). Evaluated through the Euler-transformed form below."""
+    x, T, t = broadcast_lengths(x=as_float_array("x", x), T=as_float_array("T", T), t=validate_horizon(t))
+    p = params
+    return _non_negative((p.a + p.b + x - 1.0) * _g_over_a_minus_1(p.r, p.alpha, p.a, p.b, x, T, t))
+
+
 def expected_purchases(params: BetaGeoParams, t: object, x: object, t_x: object, T: object) -> np.ndarray:
     """Conditional expected number of repeat purchases in (T, T+t] given (x, t_x, T).
 
     FHL (2005) eq. 10:
         E[Y(t) | x, t_x, T] = (a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; z)]
-                              / (1 + δ_{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x)),   z = t/(α+T+t).
-    The power and the hypergeometric function of the numerator are replaced by Euler's
-    transformation 2F1(A, B; C; z) = (1−z)^(C−A−B) 2F1(C−A, C−B; C; z), which gives
+                              / (1 + δ_{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x)),   z = t/(α+T+t),
+    i.e. ``expected_purchases_alive`` × ``p_alive``. The power and the hypergeometric function of
+    the numerator are replaced by Euler's transformation 2F1(A, B; C; z) = (1−z)^(C−A−B) 2F1(C−A, C−B; C; z),
+    which gives
         ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; z)
             = (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z)
     and avoids huge powers / slowly converging series for large x (see ``_g_over_a_minus_1_raw``
@@ -356,11 +443,10 @@ def expected_purchases(params: BetaGeoParams, t: object, x: object, t_x: object,
     same length as x.
     """
     x, t_x, T = validate_inputs(x, t_x, T)
-    x, t_x, T, t = broadcast_lengths(x=x, t_x=t_x, T=T, t=as_float_array("t", t))
-    raise_first_bad(~np.isfinite(t) | (t < 0), "t must be finite and >= 0", t=t)
+    x, t_x, T, t = broadcast_lengths(x=x, t_x=t_x, T=T, t=validate_horizon(t))
     p = params
     g = _g_over_a_minus_1(p.r, p.alpha, p.a, p.b, x, T, t)
-    return (p.a + p.b + x - 1.0) * g * np.exp(-np.logaddexp(0.0, _log_dropout_odds(p, x, t_x, T)))
+    return _non_negative((p.a + p.b + x - 1.0) * g * np.exp(-np.logaddexp(0.0, _log_dropout_odds(p, x, t_x, T))))
 
 
 def expected_purchases_new_customer(params: BetaGeoParams, t: object) -> np.ndarray:
@@ -370,8 +456,7 @@ def expected_purchases_new_customer(params: BetaGeoParams, t: object) -> np.ndar
         E[X(t)] = (a+b−1)/(a−1) · [1 − (α/(α+t))^r · 2F1(r, b; a+b−1; t/(α+t))]
     which is eq. 10 at x = t_x = T = 0; evaluated through the same Euler-transformed form.
     """
-    t = as_float_array("t", t)
-    raise_first_bad(~np.isfinite(t) | (t < 0), "t must be finite and >= 0", t=t)
+    t = validate_horizon(t)
     zeros = np.zeros_like(t)
     return expected_purchases(params, t, zeros, zeros, zeros)
 

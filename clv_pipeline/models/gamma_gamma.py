@@ -120,6 +120,32 @@ def log_likelihood(
     return float(wsum(w[ok], ll[ok]))
 
 
+@dataclass(frozen=True)
+class _SpendData:
+    """Compressed (x, m̄) data with the per-evaluation-constant sums of the likelihood.
+
+    Per customer the likelihood needs, besides functions of x, only ln m̄ (constant) and
+    ln(γ + m̄x): so Σ w (px − 1) ln m̄ = p Σ w x ln m̄ − Σ w ln m̄ is two precomputed sums, and one
+    log and one division per pattern remain per evaluation.
+    """
+
+    x: np.ndarray
+    total: np.ndarray  # m̄·x: the customer's total repeat spend
+    weights: np.ndarray
+    wx: np.ndarray
+    sum_w_log_m: float
+    sum_wx_log_m: float
+    levels: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @classmethod
+    def build(cls, x: np.ndarray, m: np.ndarray, weights: np.ndarray, levels=None, log_m=None) -> "_SpendData":
+        log_m = np.log(m) if log_m is None else log_m
+        wx = weights * x
+        return cls(
+            x, m * x, weights, wx, wsum(weights, log_m), wsum(wx, log_m), x_levels(x, weights) if levels is None else levels
+        )
+
+
 def log_likelihood_and_gradient(
     log_params: np.ndarray,
     x: np.ndarray,
@@ -127,31 +153,36 @@ def log_likelihood_and_gradient(
     weights: np.ndarray,
     levels: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     log_m: np.ndarray | None = None,
+    data: _SpendData | None = None,
 ) -> tuple[float, np.ndarray]:
     """Total log-likelihood and its analytic gradient w.r.t. (ln p, ln q, ln γ); x > 0, m > 0 assumed.
 
-        ∂/∂p = x [ψ(px+q) − ψ(px) + ln(m̄x) − ln(γ+m̄x)]
-        ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(γ+m̄x)
-        ∂/∂γ = q/γ − (px+q)/(γ+m̄x)
+    With S = m̄x:
+        ∂/∂p = x [ψ(px+q) − ψ(px) + ln x] + x [ln m̄ − ln(γ+S)]
+        ∂/∂q = ψ(px+q) − ψ(q) + ln γ − ln(γ+S)
+        ∂/∂γ = q/γ − (px+q)/(γ+S)
     and ∂/∂ln θ = θ ∂/∂θ. The special functions depend on x only and are evaluated once per
-    distinct x (``levels`` as from ``fitting.x_levels``, computed here when not given); ``log_m``
-    = ln m̄ may be passed precomputed.
+    distinct x (``levels`` as from ``fitting.x_levels``); ``data`` may pass the precomputed sums.
     """
+    D = _SpendData.build(x, m, weights, levels, log_m) if data is None else data
     p, q, gamma = np.exp(log_params)
-    lv, _, w_lv = x_levels(x, weights) if levels is None else levels
+    lv, _, w_lv = D.levels
     # per distinct x
     plv = p * lv
     psi_plv_q = digamma(plv + q)
     lv_ll = gammaln(plv + q) - gammaln(plv) - gammaln(q) + q * np.log(gamma) + plv * np.log(lv)
-    # per row
-    px = p * x
-    log_m = np.log(m) if log_m is None else log_m
-    log_gm = np.log(gamma + m * x)
-    ll = float(wsum(w_lv, lv_ll) + wsum(weights, (px - 1.0) * log_m - (px + q) * log_gm))
-    d_p = wsum(w_lv, lv * (psi_plv_q - digamma(plv) + np.log(lv))) + wsum(weights, x * (log_m - log_gm))
-    d_q = wsum(w_lv, psi_plv_q - digamma(q) + np.log(gamma)) - wsum(weights, log_gm)
-    d_g = w_lv.sum() * q / gamma - wsum(weights, (px + q) / (gamma + m * x))
-    return ll, np.array([d_p * p, d_q * q, d_g * gamma])
+    # per pattern: one log and one division
+    log_gs = np.log(gamma + D.total)
+    inv_gs = 1.0 / (gamma + D.total)
+    sum_w_log = wsum(D.weights, log_gs)
+    sum_wx_log = wsum(D.wx, log_gs)
+    sum_w_inv = wsum(D.weights, inv_gs)
+    sum_wx_inv = wsum(D.wx, inv_gs)
+    ll = wsum(w_lv, lv_ll) + p * D.sum_wx_log_m - D.sum_w_log_m - p * sum_wx_log - q * sum_w_log
+    d_p = wsum(w_lv, lv * (psi_plv_q - digamma(plv) + np.log(lv))) + D.sum_wx_log_m - sum_wx_log
+    d_q = wsum(w_lv, psi_plv_q - digamma(q) + np.log(gamma)) - sum_w_log
+    d_g = w_lv.sum() * q / gamma - (p * sum_wx_inv + q * sum_w_inv)
+    return float(ll), np.array([d_p * p, d_q * q, d_g * gamma])
 
 
 def fit(frequency: object, monetary_value: object, *, weights: object | None = None) -> FitResult[GammaGammaParams]:
@@ -177,11 +208,10 @@ def fit(frequency: object, monetary_value: object, *, weights: object | None = N
     if total_w <= 0:
         raise ModelInputError("weights of the usable customers sum to zero")
 
-    levels = x_levels(ux, counts)
-    log_m = np.log(um)
+    data = _SpendData.build(ux, um, counts)
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, um, counts, levels, log_m)
+        ll, grad = log_likelihood_and_gradient(log_params, ux, um, counts, data=data)
         if not np.isfinite(ll):
             return np.inf, np.zeros_like(log_params)
         return -ll / total_w, -grad / total_w
@@ -189,10 +219,10 @@ def fit(frequency: object, monetary_value: object, *, weights: object | None = N
     mean_m = float(wsum(counts, um) / total_w)
     # starts chosen so that the implied population mean p·γ/(q−1) equals the sample mean
     starts = [(p0, q0, mean_m * (q0 - 1.0) / p0) for p0, q0 in ((1.0, 2.0), (5.0, 4.0), (0.5, 1.5))]
-    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES)
+    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES, total_w, ridges=((1, 2),))
     if not np.all(np.isfinite(log_best)):
         raise ModelInputError(f"Gamma-Gamma fit failed: {message}")
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, um, counts, levels)
+    ll_total, _ = log_likelihood_and_gradient(log_best, ux, um, counts, data=data)
     return FitResult(
         params=GammaGammaParams(*np.exp(log_best)),
         log_likelihood=ll_total,

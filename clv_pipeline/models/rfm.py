@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 TimeUnit = Literal["days", "weeks"]
@@ -90,82 +91,139 @@ def _check_transactions(transactions: pl.DataFrame) -> None:
 
 
 #: Values are summed as integers in millionths of the currency unit: integer sums are exact, so
-#: they do not depend on the order of the terms (a Polars group_by fixes no summation order, and
-#: float sums would differ in the last bits from run to run), and a purchase refunded the same
-#: day nets to exactly 0 (9.99 − 9.99 in floats need not).
+#: they do not depend on the order of the terms (float sums would differ in the last bits with
+#: the summation order), and a purchase refunded the same day nets to exactly 0 (9.99 − 9.99 in
+#: floats need not).
 MICROS = 1_000_000
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+class _Daily:
+    """Net value per (user, day) for events with start < event_date <= end, from one sort.
+
+    Arrays are sorted by (user key, day): ``user`` (int64 key), ``day`` (days since 1970),
+    ``micros`` (net value of the day, int64), ``purchase`` (bool), ``first_row`` (index of one
+    input row of the user-day, to recover the original user_id), and ``user_starts`` (index of the
+    first day of each user).
+
+    A day is a purchase day when its net value is > 0, or (``include_zero_value``) when every
+    event of the day has value exactly 0.
+    """
+
+    def __init__(self, transactions: pl.DataFrame, start: dt.date | None, end: dt.date, include_zero_value: bool):
+        cond = pl.col("event_date") <= end
+        if start is not None:
+            cond = cond & (pl.col("event_date") > start)
+        uid = pl.col("user_id")
+        dtype = transactions.schema["user_id"]
+        key = uid.cast(pl.Int64) if dtype.is_integer() and dtype != pl.UInt64 else uid.rank("dense").cast(pl.Int64)
+        # the key is computed on all rows before the date filter, so that windows share keys
+        frame = (
+            transactions.lazy()
+            .with_row_index("_row")
+            .with_columns(key.alias("_key"))
+            .filter(cond)
+            .select(
+                "_row",
+                "_key",
+                pl.col("event_date").cast(pl.Int32).alias("_day"),
+                _micros(pl.col("value")).alias("_micros"),
+            )
+            .collect()
+        )
+        key_arr = frame["_key"].to_numpy()
+        day = frame["_day"].to_numpy().astype(np.int64)
+        # one sort on a combined (key, day) integer; ties (same user and day) are summed, so
+        # their order does not matter, and every row of a user carries the same user_id
+        if len(key_arr):
+            k0, d0 = int(key_arr.min()), int(day.min())
+            span = int(day.max()) - d0 + 1
+            if (int(key_arr.max()) - k0 + 1) * span < 2**62:
+                combined = (key_arr - k0) * span + (day - d0)
+                order = pl.Series(combined).arg_sort().to_numpy()
+            else:
+                order = frame.select(pl.arg_sort_by("_key", "_day")).to_series().to_numpy()
+        else:
+            order = np.zeros(0, dtype=np.int64)
+        key_arr = key_arr[order]
+        day = day[order]
+        micros = frame["_micros"].to_numpy()[order]
+        rows = frame["_row"].to_numpy()[order]
+        n = len(key_arr)
+        new_day = np.ones(n, dtype=bool)
+        if n:
+            new_day[1:] = (key_arr[1:] != key_arr[:-1]) | (day[1:] != day[:-1])
+        starts = np.flatnonzero(new_day)
+        self.user = key_arr[starts]
+        self.day = day[starts].astype(np.int64)
+        self.first_row = rows[starts]
+        self.micros = np.add.reduceat(micros, starts) if n else np.zeros(0, dtype=np.int64)
+        self.purchase = self.micros > 0
+        if include_zero_value and n:
+            nonzero_events = np.add.reduceat((micros != 0).astype(np.int64), starts)
+            self.purchase |= nonzero_events == 0
+        new_user = np.ones(len(self.user), dtype=bool)
+        if len(self.user):
+            new_user[1:] = self.user[1:] != self.user[:-1]
+        self.user_starts = np.flatnonzero(new_user)
 
 
 def _micros(expr: pl.Expr) -> pl.Expr:
     return (expr.cast(pl.Float64) * MICROS).round().cast(pl.Int64)
 
 
-def _from_micros(expr: pl.Expr) -> pl.Expr:
-    return expr.cast(pl.Float64) / MICROS
+def _per_user_purchases(daily: _Daily):
+    """Per user with at least one purchase day: (position of the user's first purchase day in the
+    daily arrays, first and last purchase day, purchase days, Σ micros of purchase days, micros of
+    the first purchase day)."""
+    idx = np.flatnonzero(daily.purchase)
+    users = daily.user[idx]
+    new = np.ones(len(idx), dtype=bool)
+    if len(idx):
+        new[1:] = users[1:] != users[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(idx)][: len(starts)] - 1
+    first_pos = idx[starts]
+    micros = daily.micros[idx]
+    total = np.add.reduceat(micros, starts) if len(idx) else np.zeros(0, dtype=np.int64)
+    return first_pos, daily.day[idx[starts]], daily.day[idx[ends]], ends - starts + 1, total, micros[starts]
 
 
-def _daily(transactions: pl.DataFrame, start: dt.date | None, end: dt.date, include_zero_value: bool) -> pl.LazyFrame:
-    """Net value per (user, day), in micros (``day_micros``, Int64), for events with
-    start < event_date <= end, and the purchase flag ``is_purchase``: net day value > 0, or
-    (``include_zero_value`` and every event of the day has value 0, i.e. free purchases only).
-    """
-    cond = pl.col("event_date") <= end
-    if start is not None:
-        cond = cond & (pl.col("event_date") > start)
-    daily = (
-        transactions.lazy()
-        .select("user_id", "event_date", _micros(pl.col("value")).alias("micros"))
-        .filter(cond)
-        .group_by("user_id", "event_date")
-    )
-    day_micros = pl.col("micros").sum().alias("day_micros")
-    if include_zero_value:
-        return daily.agg(day_micros, (pl.col("micros") == 0).all().alias("_all_zero")).with_columns(
-            ((pl.col("day_micros") > 0) | pl.col("_all_zero")).alias("is_purchase")
-        )
-    return daily.agg(day_micros).with_columns((pl.col("day_micros") > 0).alias("is_purchase"))
+def _per_user_total(daily: _Daily, users: np.ndarray) -> np.ndarray:
+    """Σ net micros of all days (refund-only days included) for each user key in ``users``
+    (sorted, a subset of daily.user)."""
+    totals = np.add.reduceat(daily.micros, daily.user_starts) if len(daily.user) else np.zeros(0, dtype=np.int64)
+    pos = np.searchsorted(daily.user[daily.user_starts], users)
+    return totals[pos]
 
 
-def _rfm_lazy(
-    transactions: pl.DataFrame, observation_end: dt.date, time_unit: TimeUnit, include_zero_value: bool
-) -> pl.LazyFrame:
+def _rfm_frame(transactions: pl.DataFrame, observation_end: dt.date, time_unit: TimeUnit, include_zero_value: bool):
+    """(RFM summary as in ``rfm_summary`` but in key order, user keys) — see the module docstring."""
     days_per_unit = unit_days(time_unit)
-    purchase = pl.col("is_purchase")
-    p_dates = pl.col("event_date").filter(purchase)
-    first_day = purchase & (pl.col("event_date") == p_dates.min())
-    per_user = (
-        _daily(transactions, None, observation_end, include_zero_value)
-        .group_by("user_id")
-        .agg(
-            p_dates.min().alias("first_purchase_date"),
-            p_dates.max().alias("last_purchase_date"),
-            purchase.sum().cast(pl.Int64).alias("n_purchase_days"),
-            pl.col("day_micros").filter(purchase).sum().alias("_purchase_micros"),
-            pl.col("day_micros").filter(first_day).sum().alias("_first_micros"),
-            pl.col("day_micros").sum().alias("_total_micros"),
-        )
-        .filter(pl.col("n_purchase_days") > 0)
+    daily = _Daily(transactions, None, observation_end, include_zero_value)
+    first_pos, first_day, last_day, n_days, purchase_micros, first_micros = _per_user_purchases(daily)
+    keys = daily.user[first_pos]
+    total_micros = _per_user_total(daily, keys)
+    end_day = (observation_end - _EPOCH).days
+    frequency = n_days - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(frequency > 0, (purchase_micros - first_micros) / MICROS / np.maximum(frequency, 1), 0.0)
+    user_ids = transactions["user_id"].gather(daily.first_row[first_pos]) if len(first_pos) else transactions["user_id"].clear()
+    frame = pl.DataFrame(
+        {
+            "user_id": user_ids,
+            "first_purchase_date": pl.Series(first_day, dtype=pl.Int32).cast(pl.Date),
+            "last_purchase_date": pl.Series(last_day, dtype=pl.Int32).cast(pl.Date),
+            "frequency": pl.Series(frequency, dtype=pl.Int64),
+            "recency": pl.Series((last_day - first_day) / days_per_unit, dtype=pl.Float64),
+            "t": pl.Series((end_day - first_day) / days_per_unit, dtype=pl.Float64),
+            "monetary_value": pl.Series(monetary, dtype=pl.Float64),
+            "first_purchase_value": pl.Series(first_micros / MICROS, dtype=pl.Float64),
+            "total_value": pl.Series(total_micros / MICROS, dtype=pl.Float64),
+        }
     )
-    frequency = pl.col("n_purchase_days") - 1
-    return per_user.select(
-        "user_id",
-        "first_purchase_date",
-        "last_purchase_date",
-        frequency.alias("frequency"),
-        (
-            (pl.col("last_purchase_date") - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64)
-            / days_per_unit
-        ).alias("recency"),
-        (
-            (pl.lit(observation_end) - pl.col("first_purchase_date")).dt.total_days().cast(pl.Float64) / days_per_unit
-        ).alias("t"),
-        pl.when(frequency > 0)
-        .then(_from_micros(pl.col("_purchase_micros") - pl.col("_first_micros")) / frequency)
-        .otherwise(0.0)
-        .alias("monetary_value"),
-        _from_micros(pl.col("_first_micros")).alias("first_purchase_value"),
-        _from_micros(pl.col("_total_micros")).alias("total_value"),
-    )
+    return frame, keys
 
 
 def rfm_summary(
@@ -181,11 +239,15 @@ def rfm_summary(
     Output columns: user_id, first_purchase_date, last_purchase_date, frequency (Int64),
     recency (Float64), t (Float64), monetary_value (Float64), first_purchase_value (Float64),
     total_value (Float64), one row per user with at least one purchase day, sorted by user_id.
-    One lazy Polars query: group by (user, day), then by user.
+
+    One pass: the events are sorted once by (user, day); day nets and user aggregates are then
+    segment sums (``np.add.reduceat``) over the sorted integer arrays — exact, so the output is
+    bit-identical for any order of the input rows.
     """
     _check_transactions(transactions)
     unit_days(time_unit)
-    return _rfm_lazy(transactions, observation_end, time_unit, include_zero_value).sort("user_id").collect()
+    frame, _ = _rfm_frame(transactions, observation_end, time_unit, include_zero_value)
+    return frame.sort("user_id")
 
 
 def calibration_holdout_split(
@@ -211,35 +273,54 @@ def calibration_holdout_split(
     if holdout_end <= calibration_end:
         raise ValueError(f"holdout_end {holdout_end} must be after calibration_end {calibration_end}")
     days_per_unit = unit_days(time_unit)
-    purchase = pl.col("is_purchase")
-    holdout = (
-        _daily(transactions, calibration_end, holdout_end, include_zero_value)
-        .group_by("user_id")
-        .agg(
-            purchase.sum().cast(pl.Int64).alias("holdout_frequency"),
-            pl.col("day_micros").sum().alias("_holdout_micros"),
-            pl.col("day_micros").filter(purchase).sum().alias("_holdout_purchase_micros"),
-        )
-        .select(
-            "user_id",
-            "holdout_frequency",
-            _from_micros(pl.col("_holdout_micros")).alias("holdout_value"),
-            pl.when(pl.col("holdout_frequency") > 0)
-            .then(_from_micros(pl.col("_holdout_purchase_micros")) / pl.col("holdout_frequency"))
-            .otherwise(0.0)
-            .alias("holdout_monetary_value"),
-        )
-    )
+    frame, keys = _rfm_frame(transactions, calibration_end, time_unit, include_zero_value)
+    hold = _Daily(transactions, calibration_end, holdout_end, include_zero_value)
+    h_first, _, _, h_days, h_purchase, _ = _per_user_purchases(hold)
+    h_keys = hold.user[h_first]
+    h_total_keys = hold.user[hold.user_starts]
+    h_total = np.add.reduceat(hold.micros, hold.user_starts) if len(hold.user) else np.zeros(0, dtype=np.int64)
+    freq = np.zeros(len(keys), dtype=np.int64)
+    purchase = np.zeros(len(keys), dtype=np.int64)
+    total = np.zeros(len(keys), dtype=np.int64)
+    pos = np.searchsorted(keys, h_keys)
+    found = (pos < len(keys)) & (keys[np.minimum(pos, max(len(keys) - 1, 0))] == h_keys) if len(keys) else np.zeros(len(h_keys), bool)
+    freq[pos[found]] = h_days[found]
+    purchase[pos[found]] = h_purchase[found]
+    pos_t = np.searchsorted(keys, h_total_keys)
+    found_t = (pos_t < len(keys)) & (keys[np.minimum(pos_t, max(len(keys) - 1, 0))] == h_total_keys) if len(keys) else np.zeros(len(h_total_keys), bool)
+    total[pos_t[found_t]] = h_total[found_t]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h_monetary = np.where(freq > 0, purchase / MICROS / np.maximum(freq, 1), 0.0)
     duration = (holdout_end - calibration_end).days / days_per_unit
-    return (
-        _rfm_lazy(transactions, calibration_end, time_unit, include_zero_value)
-        .join(holdout, on="user_id", how="left")
-        .with_columns(
-            pl.col("holdout_frequency").fill_null(0),
-            pl.col("holdout_value").fill_null(0.0),
-            pl.col("holdout_monetary_value").fill_null(0.0),
-            pl.lit(duration, dtype=pl.Float64).alias("holdout_duration"),
-        )
-        .sort("user_id")
-        .collect()
-    )
+    return frame.with_columns(
+        holdout_frequency=pl.Series(freq, dtype=pl.Int64),
+        holdout_value=pl.Series(total / MICROS, dtype=pl.Float64),
+        holdout_monetary_value=pl.Series(h_monetary, dtype=pl.Float64),
+        holdout_duration=pl.lit(duration, dtype=pl.Float64),
+    ).sort("user_id")
+
+
+def repeat_purchase_curve(
+    transactions: pl.DataFrame,
+    calibration_end: dt.date,
+    holdout_end: dt.date,
+    *,
+    include_zero_value: bool = False,
+) -> np.ndarray:
+    """Cumulative repeat purchases of the calibration customers over the holdout, day by day.
+
+    Element d−1 (d = 1 … holdout_end − calibration_end) is the number of purchase days (same rule
+    as ``rfm_summary``) in (calibration_end, calibration_end + d] of the customers whose first
+    purchase day is on or before calibration_end — the "cumulative repeat transactions" curve of
+    Fader, Hardie & Lee (2005), holdout part. Int64, non-decreasing.
+    """
+    _check_transactions(transactions)
+    if holdout_end <= calibration_end:
+        raise ValueError(f"holdout_end {holdout_end} must be after calibration_end {calibration_end}")
+    calibration = _Daily(transactions, None, calibration_end, include_zero_value)
+    born = np.unique(calibration.user[calibration.purchase])
+    hold = _Daily(transactions, calibration_end, holdout_end, include_zero_value)
+    keep = hold.purchase & np.isin(hold.user, born)
+    offsets = hold.day[keep] - (calibration_end - _EPOCH).days  # 1 … length
+    length = (holdout_end - calibration_end).days
+    return np.cumsum(np.bincount(offsets - 1, minlength=length)[:length]).astype(np.int64)

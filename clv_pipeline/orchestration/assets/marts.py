@@ -125,16 +125,37 @@ def cohort_spend(warehouse: WarehouseResource, clv_settings: ClvSettingsResource
 
 @dg.asset(deps=["stg_installs", "stg_purchases"], **_COMMON)
 def model_fit(warehouse: WarehouseResource, clv_settings: ClvSettingsResource) -> dg.MaterializeResult:
-    """BG/NBD and Gamma-Gamma fitted by maximum likelihood on the RFM summary (PRODUCT.md §5)."""
+    """CLV model candidates (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma and their fallbacks) fitted by
+    maximum likelihood, backtested on a holdout, and the run's choice (PRODUCT.md §5)."""
+    from clv_pipeline.marts.user_clv import btyd_transactions
+
     with warehouse.open() as wh:
         inputs = load_inputs(wh, clv_settings)
-        rfm = user_rfm(inputs.members, inputs.purchases, inputs.observation_end, inputs.settings.time_unit)
-        models = fit_clv_models(rfm)
+        transactions = btyd_transactions(inputs.members, inputs.purchases, inputs.observation_end)
+        models = fit_clv_models(transactions, inputs.observation_end, inputs.settings.time_unit, inputs.settings.horizon_days)
         fitted_at = datetime.combine(inputs.observation_end, time(23, 59, 59))
         table = model_fit_table(models, inputs.observation_end, inputs.settings.time_unit, fitted_at)
         write_mart(wh, "model_fit", table)
+    scores = (
+        table.group_by("model", maintain_order=True)
+        .agg(
+            pl.col("role").first(),
+            pl.col("chosen").first(),
+            pl.col("log_likelihood").first(),
+            pl.col("holdout_rmse").first(),
+            pl.col("holdout_aggregate_error").first(),
+            pl.col("holdout_curve_error").first(),
+            pl.col("selection").first(),
+        )
+    )
     return dg.MaterializeResult(
-        metadata=table_metadata(table, "model_fit", table.select("model", "parameter", "value", "log_likelihood", "n_users")),
+        metadata=table_metadata(
+            table,
+            "model_fit",
+            scores,
+            chosen=models.label,
+            calibration_end=str(models.backtest.calibration_end) if models.backtest else models.backtest_note,
+        ),
     )
 
 
