@@ -1,4 +1,4 @@
-"""The `clv` command line: generate sample data, import the real data sets, run the pipeline."""
+"""The `clv` command line: generate sample data, import the real data sets, run or backfill the pipeline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from clv_pipeline.settings import Settings, parse_store_fees
+from clv_pipeline.settings import Settings, parse_store_fees, parse_timestamp_formats
 from clv_pipeline.storage.warehouse import WarehouseLockedError
 
 DEFAULTS = Settings()
@@ -32,28 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--scale", type=float, default=1.0, help="installs per day = 1000 × scale")
     gen.add_argument("--end-date", type=_date, default=None, help="last event day (default 2026-11-30)")
+    gen.add_argument(
+        "--dirty",
+        action="store_true",
+        help="also add the faults real exports carry (extra rows only; counts in <landing>/dirt.json)",
+    )
 
     run = sub.add_parser("run", help="load every delivery partition of the landing folder and rebuild everything downstream")
-    run.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
-    run.add_argument("--warehouse", type=Path, default=DEFAULTS.warehouse_path)
-    run.add_argument("--serving", type=Path, default=DEFAULTS.serving_dir)
-    run.add_argument("--observation-end", type=_date, default=None, help="last date of data to use (default: latest event date)")
-    run.add_argument("--time-unit", choices=["days", "weeks"], default=DEFAULTS.time_unit, help="time unit of the CLV models")
-    run.add_argument("--timezone", default=DEFAULTS.reporting_timezone, help="reporting time zone (default UTC)")
-    run.add_argument("--day-index", choices=["calendar", "24h"], default=DEFAULTS.day_index_mode, help="day index convention")
+    _add_run_options(run)
     run.add_argument(
         "--prune-missing",
         action="store_true",
         help="drop partitions loaded earlier whose delivery folder is no longer in the landing folder",
     )
-    run.add_argument(
-        "--store-fee",
-        action="append",
-        default=[],
-        metavar="TYPE=RATE",
-        help="store fee of a revenue type, e.g. --store-fee iap=0 for sales outside app stores "
-        f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULTS.store_fees.items())})",
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="reload the delivery partitions dated FROM..TO (e.g. a month of corrected files) and rebuild everything downstream once",
     )
+    backfill.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE", help="first delivery date (YYYY-MM-DD)")
+    backfill.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE", help="last delivery date, inclusive")
+    _add_run_options(backfill)
 
     imp = sub.add_parser("import", help="convert a real data set into the landing layout")
     imp_sub = imp.add_subparsers(dest="dataset", required=True)
@@ -64,6 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     cdnow.add_argument("file", type=Path)
     cdnow.add_argument("--landing", type=Path, required=True)
     return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timestamp-format",
+        action="append",
+        default=[],
+        metavar="SOURCE=FORMAT",
+        help="a timestamp format a source's files use besides ISO 8601, e.g. 'purchases=%%m/%%d/%%Y %%H:%%M' "
+        "(without it such dates are quarantined: day/month order is never guessed)",
+    )
+    parser.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
+    parser.add_argument("--warehouse", type=Path, default=DEFAULTS.warehouse_path)
+    parser.add_argument("--serving", type=Path, default=DEFAULTS.serving_dir)
+    parser.add_argument("--observation-end", type=_date, default=None, help="last date of data to use (default: latest event date)")
+    parser.add_argument("--time-unit", choices=["days", "weeks"], default=DEFAULTS.time_unit, help="time unit of the CLV models")
+    parser.add_argument("--timezone", default=DEFAULTS.reporting_timezone, help="reporting time zone (default UTC)")
+    parser.add_argument("--day-index", choices=["calendar", "24h"], default=DEFAULTS.day_index_mode, help="day index convention")
+    parser.add_argument(
+        "--store-fee",
+        action="append",
+        default=[],
+        metavar="TYPE=RATE",
+        help="store fee of a revenue type, e.g. --store-fee iap=0 for sales outside app stores "
+        f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULTS.store_fees.items())})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +113,13 @@ def _generate(args) -> int:
     rows = {source: counts["rows_written"] for source, counts in truth["sources"].items()}
     print(f"Sample landing folder written to {args.landing} (seed {args.seed}, {args.days} days): " + ", ".join(f"{k} {v:,}" for k, v in rows.items() if v is not None))
     print(f"Ground truth: {args.landing / 'ground_truth.json'}")
+    if args.dirty:
+        from clv_pipeline.sample_data.dirt import DIRT_FILE, add_dirt
+
+        injected = add_dirt(args.landing, seed=args.seed)
+        faults = sum(n for counts in injected.values() for reason, n in counts.items() if reason != "duplicates")
+        duplicates = sum(counts.get("duplicates", 0) for counts in injected.values())
+        print(f"Dirt added: {faults:,} faulty rows and {duplicates:,} duplicate rows ({args.landing / DIRT_FILE})")
     return 0
 
 
@@ -106,7 +138,7 @@ def _import(args) -> int:
 
 
 def _run(args) -> int:
-    from clv_pipeline.cli.run import print_summary, run_pipeline
+    from clv_pipeline.cli.run import backfill, print_summary, run_pipeline
 
     settings = Settings(
         landing_dir=args.landing,
@@ -117,8 +149,12 @@ def _run(args) -> int:
         reporting_timezone=args.timezone,
         day_index_mode=args.day_index,
         store_fees=parse_store_fees(args.store_fee),
+        timestamp_formats=parse_timestamp_formats(args.timestamp_format),
     )
-    summary = run_pipeline(settings, prune_missing=args.prune_missing)
+    if args.command == "backfill":
+        summary = backfill(settings, args.start, args.end)
+    else:
+        summary = run_pipeline(settings, prune_missing=args.prune_missing)
     print_summary(summary, settings)
     return 0 if summary.success else 1
 

@@ -1,5 +1,7 @@
-"""The end-of-run summary: partitions, failed checks, rows per published table, quarantine
-counts, the fitted models, and time per step."""
+"""The end-of-run report: partitions loaded, failed checks, rows per published table, quarantine
+counts, the fitted models (and the chosen model and its backtest error when `model_fit` records
+them), the cohorts the run changed, and the duration of every step. Printed by `clv run` /
+`clv backfill` and attached, as the same text, to the `serving_snapshot` materialization in Dagster."""
 
 from __future__ import annotations
 
@@ -7,16 +9,68 @@ import json
 
 import polars as pl
 
+from clv_pipeline.orchestration.cohort_changes import summarize as cohort_change_lines
 from clv_pipeline.publication.contract import PUBLISHED_TABLES
 from clv_pipeline.settings import Settings
 from clv_pipeline.storage.layers import mart_table
 from clv_pipeline.storage.warehouse import Warehouse
 
 
-def run_report(summary, settings: Settings) -> str:
+def _key_span(keys: list[str]) -> str:
+    return keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]}"
+
+
+def model_lines(fit: pl.DataFrame) -> list[str]:
+    """One line per fitted model: parameters (or why it was not fitted), log-likelihood and users,
+    its backtest errors on the holdout (numeric `holdout_*` / `backtest_*` error columns of
+    `model_fit`) and whether the run chose it (`chosen`)."""
+    if fit.height == 0:
+        return []
+    error_columns = [
+        c for c in fit.columns
+        if c.startswith(("holdout_", "backtest")) and c.endswith(("error", "mae", "rmse")) and fit.schema[c].is_numeric()
+    ]
     lines = []
-    status = "succeeded" if summary.success else "FAILED"
-    lines.append(f"\nRun {status} in {summary.duration_seconds:.1f} s ({len(summary.partitions)} delivery partitions).")
+    for (model,), group in fit.group_by("model", maintain_order=True):
+
+        def first(column: str):
+            values = group[column].drop_nulls() if column in group.columns else pl.Series([])
+            return values[0] if values.len() else None
+
+        params = ", ".join(f"{p}={v:.4g}" for p, v in zip(group["parameter"], group["value"]) if p is not None and v is not None)
+        role = first("role")
+        line = f"Model {model}{f' ({role})' if role else ''}: {params or first('message') or 'not fitted'}"
+        details = [f"LL {first('log_likelihood'):.1f}"] if params and first("log_likelihood") is not None else []
+        if params and first("n_users") is not None:
+            details.append(f"{first('n_users')} users")
+        if details:
+            line += f" ({', '.join(details)})"
+        errors = [f"{c.removeprefix('holdout_')} {first(c):.4g}" for c in error_columns if first(c) is not None]
+        if errors:
+            line += "; backtest " + ", ".join(errors)
+        if "chosen" in group.columns and bool(group["chosen"].fill_null(False).any()):
+            line += "  <- chosen"
+        lines.append(line)
+    if "chosen" not in fit.columns:
+        lines.append("Model choice / backtest: not recorded in model_fit.")
+    return lines
+
+
+def run_report(summary, settings: Settings, in_progress: bool = False) -> str:
+    lines = []
+    status = "in progress" if in_progress else ("succeeded" if summary.success else "FAILED")
+    timing = f"{summary.duration_seconds:.1f} s so far" if in_progress else f"in {summary.duration_seconds:.1f} s"
+    lines.append(f"\nRun {status} {timing} ({len(summary.partitions)} delivery partitions requested).")
+    if len(summary.run_ids) > 1:
+        lines.append(f"  executed as {len(summary.run_ids)} Dagster runs (the partitions were not consecutive in the instance's order)")
+    for note in summary.notes:
+        lines.append(f"  {note}")
+    if summary.partitions_loaded:
+        lines.append("Partitions loaded:")
+        for source, keys in summary.partitions_loaded.items():
+            lines.append(f"  {source:<10} {len(keys):>4}  {_key_span(keys)}")
+    elif not in_progress:
+        lines.append("Partitions loaded: none.")
     for folder in summary.invalid_folders:
         lines.append(f"  invalid partition folder: {folder} (not YYYY-MM-DD)")
     for source, dates in summary.stale_partitions.items():
@@ -71,19 +125,24 @@ def run_report(summary, settings: Settings) -> str:
                 if reasons:
                     lines.append("Quarantine reasons: " + ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items())))
         if wh.table_exists(mart_table("model_fit")):
-            fit = wh.read(mart_table("model_fit"))
-            for model, group in fit.group_by("model", maintain_order=True):
-                params = ", ".join(f"{p}={v:.4g}" for p, v in zip(group["parameter"], group["value"]) if p is not None)
-                message = group["message"][0]
-                lines.append(f"Model {model[0]}: {params or message}" + (f" (LL {group['log_likelihood'][0]:.1f}, {group['n_users'][0]} users)" if params else ""))
+            lines.extend(model_lines(wh.read(mart_table("model_fit"))))
+    if summary.cohort_changes is not None:
+        lines.extend(cohort_change_lines(summary.cohort_changes))
     serving = settings.serving_db_path
-    if "serving_snapshot" in rebuilt:
+    if in_progress:
+        lines.append(f"Serving snapshot being published: {serving}")
+    elif "serving_snapshot" in rebuilt:
         lines.append(f"Serving snapshot published: {serving}")
     elif serving.exists():
         lines.append(f"Serving snapshot NOT published by this run; the previous one stays: {serving}")
     else:
         lines.append("Serving snapshot not published (none exists yet).")
-    slow = sorted(summary.step_seconds.items(), key=lambda kv: -kv[1])[:5]
-    if slow:
-        lines.append("Slowest steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in slow))
+    docs = settings.data_docs_dir / "index.html"
+    if docs.exists():
+        lines.append(f"Great Expectations Data Docs: {docs.resolve().as_uri()}")
+    if summary.step_seconds:
+        steps = sorted(summary.step_seconds.items(), key=lambda kv: -kv[1])
+        shown = [(k, v) for k, v in steps if v >= 0.05]
+        quick = f" (+{len(steps) - len(shown)} steps under 0.05 s)" if len(shown) < len(steps) else ""
+        lines.append("Duration per step (slowest first): " + ", ".join(f"{k} {v:.1f} s" for k, v in shown) + quick)
     return "\n".join(lines)

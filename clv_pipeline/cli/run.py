@@ -1,62 +1,47 @@
-"""`clv run`: materialize every delivery partition found in the landing folder and everything
-downstream, in one in-process Dagster run, with progress lines and a summary at the end."""
+"""`clv run` and `clv backfill`: materialize delivery partitions of the landing folder (all of
+them, or those between two dates) and everything downstream, in-process, with progress lines and
+a report at the end.
+
+A set of partitions normally runs as one Dagster run over a partition range (the raw assets'
+single-run backfill policy), so the marts rebuild once. Dynamic partition keys are resolved in
+the instance's order (see `orchestration.partitions`); when the requested keys are not
+consecutive in it — a registered delivery whose folder was removed lies between them — the raw
+partitions load in one run per consecutive range and only the last run rebuilds downstream.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from clv_pipeline.ingestion.landing import discover_partition_keys, invalid_partition_folders
+from clv_pipeline.orchestration.assets.raw import RAW_ASSETS
 from clv_pipeline.orchestration.definitions import ALL_JOB, build_definitions
-from clv_pipeline.orchestration.partitions import register_deliveries
+from clv_pipeline.orchestration.automation import TRIGGER_TAG
+from clv_pipeline.orchestration.partitions import DELIVERIES, RANGE_END, RANGE_START, partition_ranges, register_deliveries
+from clv_pipeline.orchestration.run_summary import CheckOutcome, RunSummary, collect_run, error_message
+from clv_pipeline.publication.serving import process_alive
 from clv_pipeline.settings import Settings
 from clv_pipeline.storage.layers import drop_partitions, loaded_partitions
 from clv_pipeline.storage.warehouse import Warehouse
 
-RANGE_START = "dagster/asset_partition_range_start"
+__all__ = ["CheckOutcome", "RunSummary", "backfill", "error_message", "print_summary", "run_pipeline"]
+
 LOCK_TIMEOUT_SECONDS = 120.0
+# Tags on runs started by the CLI: which process runs them (to close runs whose process was killed).
+PID_TAG = "clv/pid"
+HOST_TAG = "clv/host"
 
 
 def print_to_stderr(message: str) -> None:
     print(f"  ! {message}", file=sys.stderr, flush=True)
-RANGE_END = "dagster/asset_partition_range_end"
-
-
-@dataclass
-class CheckOutcome:
-    asset: str
-    check: str
-    passed: bool
-    severity: str
-    description: str = ""
-
-
-@dataclass
-class RunSummary:
-    success: bool
-    partitions: list[str]
-    checks: list[CheckOutcome] = field(default_factory=list)
-    step_seconds: dict[str, float] = field(default_factory=dict)
-    failed_steps: dict[str, str] = field(default_factory=dict)
-    skipped_steps: list[str] = field(default_factory=list)
-    invalid_folders: list[str] = field(default_factory=list)
-    # Delivery partitions in the warehouse whose folder is gone from the landing folder.
-    stale_partitions: dict[str, list[str]] = field(default_factory=dict)
-    pruned: bool = False
-    duration_seconds: float = 0.0
-    run_id: str = ""
-
-    @property
-    def checks_failed(self) -> list[CheckOutcome]:
-        return [c for c in self.checks if not c.passed]
 
 
 class _ProgressHandler(logging.Handler):
@@ -121,21 +106,24 @@ def _stale_partitions(settings: Settings, keys: list[str], prune: bool) -> dict[
     return {s: [d.isoformat() for d in dates] for s, dates in stale.items()}
 
 
-def error_message(error) -> str:
-    """The innermost cause of a Dagster step error, in one line, without Dagster's class names."""
-    while error is not None and getattr(error, "cause", None) is not None:
-        error = error.cause
-    if error is None:
-        return "failed"
-    line = (error.message.strip().splitlines() or [""])[0]
-    if "blocking asset check failed" in line:
-        return "stopped by a failed blocking check (see the checks below)"
-    return line.split(": ", 1)[1] if line.startswith(("dagster.", "polars.", "_duckdb.", "duckdb.")) and ": " in line else line
-
-
 def _instance() -> dg.DagsterInstance:
     """The instance of DAGSTER_HOME when set (runs then show in `dagster dev`), else ephemeral."""
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _close_orphaned_runs(instance: dg.DagsterInstance, stream) -> None:
+    """Mark as failed the runs of earlier `clv` processes on this host that were killed (SIGKILL,
+    power loss) and so never reported their end; otherwise they stay "started" in the UI."""
+    if instance.is_ephemeral:
+        return
+    host = socket.gethostname()
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host}))
+    for run in runs:
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid <= 0 or pid == os.getpid() or process_alive(pid):
+            continue
+        instance.report_run_failed(run, f"the clv process {pid} that ran it is gone (killed or crashed); marked failed by the next clv run")
+        print(f"  ! run {run.run_id[:8]} of a killed clv process ({pid}) marked failed", file=stream, flush=True)
 
 
 def run_pipeline(
@@ -144,6 +132,7 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     stream=None,
     prune_missing: bool = False,
+    trigger: str = "clv run",
 ) -> RunSummary:
     """Materialize the given delivery partitions (default: all in the landing folder) and every
     downstream asset. Returns a summary; never raises for data problems (they are in it)."""
@@ -152,58 +141,63 @@ def run_pipeline(
     landing = Path(settings.landing_dir)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist (run `clv generate` or `clv import` first)")
-    keys = partitions if partitions is not None else discover_partition_keys(landing)
+    available = discover_partition_keys(landing)
+    keys = sorted(partitions) if partitions is not None else available
     invalid = [str(p) for p in invalid_partition_folders(landing)]
     if not keys:
         found = f"; folders that are not dates: {invalid}" if invalid else ""
         raise FileNotFoundError(f"no delivery folders (<source>/<YYYY-MM-DD>/) found under {landing}{found}")
-    stale = _stale_partitions(settings, keys, prune_missing)
+    stale = _stale_partitions(settings, available, prune_missing)
     instance = instance or _instance()
+    _close_orphaned_runs(instance, stream)
     register_deliveries(instance, keys)
-    ordered = [k for k in instance.get_dynamic_partitions("deliveries") if k in set(keys)]
+    ranges = partition_ranges(instance.get_dynamic_partitions(DELIVERIES.name), keys)
     defs = build_definitions(settings, loggers={"clv_progress": progress_logger(stream)})
     job = defs.resolve_job_def(ALL_JOB.name)
     started = time.monotonic()
-    print(f"clv run: {len(keys)} delivery partitions ({keys[0]} … {keys[-1]}) from {landing}", file=stream, flush=True)
+    print(f"{trigger}: {len(keys)} delivery partitions ({keys[0]} … {keys[-1]}) from {landing}", file=stream, flush=True)
     for folder in invalid:
         print(f"  ✗ {folder}: partition folder is not a date (expected YYYY-MM-DD); not loaded, publication blocked", file=stream, flush=True)
-    result = job.execute_in_process(
-        instance=instance,
-        tags={RANGE_START: ordered[0], RANGE_END: ordered[-1]},
-        run_config={"loggers": {"clv_progress": {}}},
-        raise_on_error=False,
-    )
-    summary = RunSummary(
-        success=result.success,
-        partitions=list(keys),
-        invalid_folders=invalid,
-        run_id=result.run_id,
-        stale_partitions=stale,
-        pruned=prune_missing,
-    )
-    starts: dict[str, float] = {}
-    for entry in instance.all_logs(result.run_id):
-        event = entry.dagster_event
-        if event is None:
-            if entry.step_key and "Not executing" in (entry.user_message or ""):
-                summary.skipped_steps.append(entry.step_key)  # abandoned: an upstream step failed
-            continue
-        kind = event.event_type_value
-        if kind == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif kind == "STEP_SUCCESS" and event.step_key in starts:
-            summary.step_seconds[event.step_key] = entry.timestamp - starts[event.step_key]
-        elif kind == "STEP_FAILURE":
-            summary.failed_steps[event.step_key] = error_message(event.step_failure_data.error if event.step_failure_data else None)
-        elif kind == "STEP_SKIPPED":
-            summary.skipped_steps.append(event.step_key)
-        elif kind == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data
-            summary.checks.append(
-                CheckOutcome(data.asset_key.to_user_string(), data.check_name, data.passed, data.severity.value, data.description or "")
-            )
+    summary = RunSummary(success=True, partitions=list(keys), invalid_folders=invalid, stale_partitions=stale, pruned=prune_missing)
+    raw_only = [a.key for a in RAW_ASSETS]
+    for index, (first, last) in enumerate(ranges):
+        final = index == len(ranges) - 1
+        healthy = summary.success and not summary.blocking_failures
+        if len(ranges) > 1:
+            print(f"  part {index + 1}/{len(ranges)}: partitions {first} … {last}" + ("" if final and healthy else " (raw only)"), file=stream, flush=True)
+        result = job.execute_in_process(
+            instance=instance,
+            tags={RANGE_START: first, RANGE_END: last, TRIGGER_TAG: trigger, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+            asset_selection=None if final and healthy else raw_only,
+            run_config={"loggers": {"clv_progress": {}}},
+            raise_on_error=False,
+        )
+        summary.success = summary.success and result.success
+        collect_run(instance, result.run_id, summary)
+    if summary.blocking_failures and len(ranges) > 1 and "serving_snapshot" not in summary.step_seconds:
+        summary.notes.append("downstream assets were not rebuilt: a blocking check failed in an earlier part")
     summary.duration_seconds = time.monotonic() - started
     return summary
+
+
+def backfill(
+    settings: Settings,
+    start: date,
+    end: date,
+    instance: dg.DagsterInstance | None = None,
+    stream=None,
+) -> RunSummary:
+    """`clv backfill`: reload the delivery partitions dated `start`..`end` (inclusive) found in the
+    landing folder and rebuild everything downstream once."""
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    landing = Path(settings.landing_dir)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing folder {landing} does not exist (run `clv generate` or `clv import` first)")
+    keys = [k for k in discover_partition_keys(landing) if start <= date.fromisoformat(k) <= end]
+    if not keys:
+        raise FileNotFoundError(f"no delivery folders dated {start} … {end} under {landing}")
+    return run_pipeline(settings, partitions=keys, instance=instance, stream=stream, trigger="clv backfill")
 
 
 def print_summary(summary: RunSummary, settings: Settings, stream=None) -> None:
@@ -211,9 +205,3 @@ def print_summary(summary: RunSummary, settings: Settings, stream=None) -> None:
 
     print(run_report(summary, settings), file=stream or sys.stdout)
 
-
-def checks_by_asset(checks: list[CheckOutcome]) -> dict[str, tuple[int, int]]:
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for c in checks:
-        counts[c.asset][0 if c.passed else 1] += 1
-    return {k: (v[0], v[1]) for k, v in sorted(counts.items())}

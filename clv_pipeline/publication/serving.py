@@ -11,6 +11,7 @@ Every table and column gets a `COMMENT ON` description from `publication.contrac
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ SNAPSHOT_COLUMNS = {
     "snapshot_id": "content hash of the published tables: equal ids mean equal data",
     "as_of": "end of the observation end day of the run",
     "tables": "the tables of this snapshot",
+    "row_counts": "JSON object: table -> rows, as published (a reader can check it read one whole snapshot)",
 }
 KEEP_PARQUET_SNAPSHOTS = 2
 
@@ -74,8 +76,7 @@ def publish(tables: dict[str, pl.DataFrame], serving_dir: Path, as_of: str) -> P
     sid = snapshot_id(tables)
     database = serving_dir / "clv.duckdb"
     tmp = serving_dir / f".clv.duckdb.tmp-{os.getpid()}"
-    for leftover in (tmp, Path(f"{tmp}.wal")):
-        leftover.unlink(missing_ok=True)
+    remove_leftovers(serving_dir)
     with Warehouse.open(tmp, create_schemas=False) as wh:
         for name, frame in tables.items():
             contract = TABLES[name]
@@ -84,8 +85,9 @@ def publish(tables: dict[str, pl.DataFrame], serving_dir: Path, as_of: str) -> P
             for column in frame.columns:
                 wh.execute(f'COMMENT ON COLUMN {identifier(name)}."{column}" IS {sql_literal(contract.columns[column])}')
         wh.execute(
-            f"CREATE TABLE {SNAPSHOT_TABLE} AS SELECT ?::VARCHAR AS snapshot_id, ?::VARCHAR AS as_of, ?::VARCHAR[] AS tables",
-            [sid, as_of, sorted(tables)],
+            f"CREATE TABLE {SNAPSHOT_TABLE} AS SELECT ?::VARCHAR AS snapshot_id, ?::VARCHAR AS as_of, ?::VARCHAR[] AS tables, "
+            "?::VARCHAR AS row_counts",
+            [sid, as_of, sorted(tables), json.dumps({n: f.height for n, f in sorted(tables.items())})],
         )
         wh.execute(f"COMMENT ON TABLE {SNAPSHOT_TABLE} IS {sql_literal('Identity of this snapshot: every table in the file comes from the same run.')}")
         for column, text in SNAPSHOT_COLUMNS.items():
@@ -94,6 +96,32 @@ def publish(tables: dict[str, pl.DataFrame], serving_dir: Path, as_of: str) -> P
     os.replace(tmp, database)
     parquet_dir = _publish_parquet(tables, serving_dir, sid)
     return Publication(sid, database, parquet_dir, {n: f.height for n, f in tables.items()})
+
+
+def remove_leftovers(serving_dir: Path) -> None:
+    """Remove the temporary files of publications whose process is gone (killed mid-publication)
+    or is this one: `.clv.duckdb.tmp-<pid>[.wal]`, `.parquet.link-<pid>`,
+    `.parquet-snapshots/.<id>.tmp-<pid>`. The published files are never touched."""
+    candidates = [*serving_dir.glob(".clv.duckdb.tmp-*"), *serving_dir.glob(".parquet.link-*"), *serving_dir.glob(".parquet-snapshots/.*.tmp-*")]
+    for path in candidates:
+        pid = path.name.rsplit("-", 1)[-1].removesuffix(".wal")
+        if not pid.isdigit() or (int(pid) != os.getpid() and process_alive(int(pid))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _publish_parquet(tables: dict[str, pl.DataFrame], serving_dir: Path, sid: str) -> Path:

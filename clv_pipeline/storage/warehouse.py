@@ -8,7 +8,9 @@ checked against a strict identifier pattern before use.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +70,30 @@ def connect(
             warned = True
             time.sleep(min(delay, max(deadline - time.monotonic(), 0.05)))
             delay = min(delay * 2, 10.0)
+
+
+# Test hook for the crash-safety tests (clv_pipeline_tests/test_ops_recovery.py): with
+# CLV_TEST_PAUSE_AFTER_WRITE=<table>[#n], the n-th write (default the first) to that table prints
+# a marker line to stderr and sleeps *inside* its transaction, so a test can SIGKILL the process
+# at a known point. Tables: `raw.installs`, `marts.cohort_ltv`, or an unqualified name such as
+# `cohort_ltv` for the serving snapshot being written. Unset in production; costs one lookup.
+PAUSE_ENV = "CLV_TEST_PAUSE_AFTER_WRITE"
+PAUSE_MARKER = "CLV-TEST-PAUSED"
+_writes_seen: dict[str, int] = {}
+
+
+def _pause_point(table: str) -> None:
+    target = os.environ.get(PAUSE_ENV)
+    if not target:
+        return
+    name, _, nth = target.partition("#")
+    if name != table:
+        return
+    _writes_seen[table] = _writes_seen.get(table, 0) + 1
+    if _writes_seen[table] == int(nth or 1):
+        print(f"{PAUSE_MARKER} {target} pid={os.getpid()}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
 
 
 def _column(name: str) -> str:
@@ -187,6 +213,7 @@ class Warehouse:
             params.append(value)
         self.execute(sql, params)
         self._insert(table, frame)
+        _pause_point(table)
 
     def delete_where(self, table: str, column: str, value) -> None:
         if not self.table_exists(table):
@@ -205,6 +232,7 @@ class Warehouse:
         finally:
             self.con.unregister("_frame")
         self._known_columns[table] = frame.columns
+        _pause_point(table)
 
     def _insert(self, table: str, frame: pl.DataFrame) -> None:
         if frame.height == 0:
