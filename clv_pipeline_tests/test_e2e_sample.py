@@ -15,7 +15,7 @@ from clv_pipeline.publication.contract import PUBLISHED_TABLES, TABLES
 from clv_pipeline.settings import DEFAULT_STORE_FEES, ROI_DAYS
 from clv_pipeline_tests.conftest import run_on
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sample_run")]
 
 COHORT_KEYS = ["cohort_date", "app_id", "media_source", "campaign", "country", "platform"]
 
@@ -216,15 +216,15 @@ def test_roas_is_revenue_over_spend(sample_run):
     assert (paid["payback_day"] >= 0).all()
 
 
-def test_rerun_publishes_identical_tables(sample_run, sample_landing, tmp_path):
-    """Same landing, same warehouse: identical outputs; and a fresh warehouse gives the same."""
+def test_rerun_publishes_identical_tables(sample_run, sample_landing):
+    """Same landing, same warehouse: identical outputs, the same snapshot id. (A fresh warehouse
+    giving the same outputs is checked on smaller samples: test_ops_backfill, test_ops_recovery.)"""
     before = {name: sample_run.table(name) for name in PUBLISHED_TABLES}
+    first_id = snapshot_id(sample_run)
     again = run_on(sample_landing, sample_run.settings.warehouse_path.parent)
-    fresh = run_on(sample_landing, tmp_path)
     for name in PUBLISHED_TABLES:
         assert again.table(name).equals(before[name]), f"{name} changed on re-run"
-        assert fresh.table(name).equals(before[name]), f"{name} differs on a fresh warehouse"
-    assert snapshot_id(again) == snapshot_id(fresh)
+    assert snapshot_id(again) == first_id
 
 
 def snapshot_id(run) -> str:

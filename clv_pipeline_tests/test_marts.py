@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -179,3 +180,26 @@ def test_value_tiers_and_distinguishing_products():
     found = distinguishing_products(buys, segments, 3)
     whale = found.filter(pl.col("value_tier") == "whale")["distinguishing_products"][0]
     assert whale == "whale_pack (100.0% here vs 5.3% overall)"
+
+
+def test_product_shares_do_not_depend_on_row_order():
+    """Shares are ratios of exact decimal sums: any order of the purchase rows gives the same
+    text, to the last digit (float sums in group order made two runs on the same data differ)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    cents = rng.integers(1, 10_000, n)
+    buys = purchase_frame(
+        [(f"u{i % 300}", "2024-03-01T12:00:00", f"{c / 100:.2f}", "iap") for i, c in enumerate(cents)], app="a"
+    ).with_columns(product_id=pl.Series([f"sku{k}" for k in rng.integers(0, 7, n)]))
+    segments = pl.DataFrame(
+        {
+            "app_id": ["a"] * 300,
+            "user_id": [f"u{i}" for i in range(300)],
+            "value_tier": ["whale"] * 3 + ["dolphin"] * 27 + ["minnow"] * 270,
+            "media_source": ["net", "ads"] * 150,
+        }
+    )
+    expected = distinguishing_products(buys, segments, 3).sort("value_tier", "media_source")
+    for seed in range(5):
+        shuffled = buys.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert distinguishing_products(shuffled, segments, 3).sort("value_tier", "media_source").equals(expected)

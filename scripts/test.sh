@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export GX_ANALYTICS_ENABLED=false
-exec .venv/bin/pytest "$@"
+# two workers (CI machines have 2 cores); tests sharing an expensive fixture stay on one worker (xdist_group)
+exec .venv/bin/pytest -n 2 --dist loadgroup "$@"
