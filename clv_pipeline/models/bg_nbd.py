@@ -21,9 +21,8 @@ hundreds, or α of 10^6, neither overflows nor underflows.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
@@ -31,18 +30,15 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
 from clv_pipeline.models.fitting import (
     FitResult,
     HistoryPatterns,
-    ModelInputError,
+    PositiveParams,
     as_float_array,
     broadcast_lengths,
     check_equal_lengths,
-    compress_patterns,
-    minimize_multistart,
-    raise_first_bad,
+    fit_purchase_model,
     softplus_and_logistic,
     validate_horizon,
     validate_purchase_history,
     wsum,
-    x_levels,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -55,27 +51,19 @@ A_LIMIT = 1e6
 
 
 @dataclass(frozen=True)
-class BetaGeoParams:
+class BetaGeoParams(PositiveParams):
     """BG/NBD parameters: λ ~ Gamma(shape r, rate α), p ~ Beta(a, b).
 
     α is in the model's time unit (the mean purchase rate is r/α per unit); converting a weekly
     model to days multiplies α by 7 and leaves r, a, b unchanged.
     """
 
+    MODEL: ClassVar[str] = "BG/NBD"
+
     r: float
     alpha: float
     a: float
     b: float
-
-    def __post_init__(self) -> None:
-        for name in PARAM_NAMES:
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ModelInputError(f"BG/NBD parameter {name} must be finite and > 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,53 +185,22 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
     deterministic starting points, and the best optimum is kept. ``weights`` (optional) are
     frequency weights, e.g. when the caller already aggregated customers into patterns.
     """
-    x, t_x, T = validate_inputs(x, t_x, T)
-    if len(x) == 0:
-        raise ModelInputError("cannot fit the BG/NBD model on zero customers")
-    w_in = None
-    if weights is not None:
-        w_in = as_float_array("weights", weights)
-        check_equal_lengths(x=x, weights=w_in)
-        raise_first_bad(~np.isfinite(w_in) | (w_in < 0), "weights must be finite and >= 0", weights=w_in)
-    (ux, utx, uT), counts, _ = compress_patterns(x, t_x, T, weights=w_in)
-    total_w = float(counts.sum())
-    if total_w <= 0:
-        raise ModelInputError("weights sum to zero")
-
-    patterns = HistoryPatterns.from_unique(ux, utx, uT, counts)
-
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts, patterns)
-        if not np.isfinite(ll):
-            return np.inf, np.zeros_like(log_params)
-        return -ll / total_w, -grad / total_w
-
-    # mean repeat rate per unit time: a rough scale for α = r / rate
-    rate = float(wsum(counts, ux) / max(wsum(counts, uT), 1e-12))
-    rate = min(max(rate, 1e-6), 1e6)
-    starts = [
-        (1.0, 1.0, 1.0, 1.0),
-        (0.5, 0.5 / rate, 1.0, 3.0),
-        (1.0, 1.0 / rate, 0.5, 1.0),
-        (2.0, 2.0 / rate, 2.0, 8.0),
-    ]
-    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES, total_w, ridges=((0, 1), (2, 3)))
-    if not np.all(np.isfinite(log_best)):
-        raise ModelInputError(f"BG/NBD fit failed: {message}")
-    if not np.any((ux > 0) & (counts > 0)):
-        converged = False
-        message = "no repeat purchases in the data: the BG/NBD likelihood has no maximum; " + message
-    params = BetaGeoParams(*np.exp(log_best))
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts, patterns)
-    return FitResult(
-        params=params,
-        log_likelihood=ll_total,
-        n_users=int(round(total_w)) if weights is not None else len(x),
-        converged=converged,
-        message=message,
-        iterations=nit,
-        n_patterns=len(ux),
+    return fit_purchase_model(
+        "BG/NBD",
+        BetaGeoParams,
+        PARAM_NAMES,
+        x,
+        t_x,
+        T,
+        weights,
+        lambda lp, p: log_likelihood_and_gradient(lp, p.x, p.t_x, p.T, p.weights, p),
+        _starts,
     )
+
+
+def _starts(rate: float, mean_T: float) -> list[tuple[float, ...]]:
+    """Deterministic starting points; ``rate`` (repeat purchases per unit time) scales α = r/rate."""
+    return [(1.0, 1.0, 1.0, 1.0), (0.5, 0.5 / rate, 1.0, 3.0), (1.0, 1.0 / rate, 0.5, 1.0), (2.0, 2.0 / rate, 2.0, 8.0)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ No randomness is involved, so the same input gives bit-identical parameters.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -48,6 +50,24 @@ class ModelInputError(ValueError):
     def __init__(self, message: str, row: int | None = None):
         super().__init__(message)
         self.row = row
+
+
+@dataclass(frozen=True)
+class PositiveParams:
+    """Base of every model's parameter record: a frozen dataclass whose fields are all finite and
+    > 0 (converted to float on construction; ModelInputError naming ``MODEL`` otherwise)."""
+
+    MODEL: ClassVar[str] = "model"
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = float(getattr(self, field.name))
+            if not (math.isfinite(value) and value > 0):
+                raise ModelInputError(f"{self.MODEL} parameter {field.name} must be finite and > 0, got {value!r}")
+            object.__setattr__(self, field.name, value)
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -107,12 +127,6 @@ def softplus_and_logistic(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     softplus = np.maximum(d, 0.0) + np.log(one_e)
     logistic = np.where(d >= 0, 1.0, e) / one_e
     return softplus, logistic
-
-
-def fast_logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """ln(e^a + e^b) = max(a, b) + ln(1 + e^−|a−b|) (absolute error < 1.2e-16; see
-    ``softplus_and_logistic``); either argument may be −inf, not both."""
-    return np.maximum(a, b) + np.log(1.0 + np.exp(-np.abs(a - b)))
 
 
 def check_equal_lengths(**arrays: np.ndarray) -> int:
@@ -352,6 +366,66 @@ def _start_converged(res, tol: float) -> bool:
     except (AttributeError, ValueError):
         return False
     return bool(np.isfinite(gain) and 0 <= gain <= tol)
+
+
+def fit_purchase_model(
+    model: str,
+    make_params: Callable[..., P],
+    param_names: Sequence[str],
+    x: object,
+    t_x: object,
+    T: object,
+    weights: object | None,
+    log_likelihood_and_gradient: Callable[[np.ndarray, HistoryPatterns], tuple[float, np.ndarray]],
+    starts: Callable[[float, float], Sequence[Sequence[float]]],
+) -> FitResult[P]:
+    """The maximum-likelihood fit shared by BG/NBD, MBG/NBD and Pareto/NBD.
+
+    Validates (x, t_x, T) and the optional frequency ``weights``, compresses the customers to
+    unique patterns with summed weights, minimises the mean negative log-likelihood per customer
+    over the log-parameters with the analytic gradient (``log_likelihood_and_gradient(log_params,
+    patterns)`` returns the *total* Σ w ln L and its gradient) from the ``starts(rate, mean_T)``
+    — rate being the mean repeat purchases per unit time and mean_T the mean observation length,
+    scales for the rate parameters — and keeps the best optimum (``minimize_multistart``, with both
+    gamma/beta mixing pairs (0, 1) and (2, 3) as ridges). Data without a single repeat purchase
+    have no maximum: the fit is then reported as not converged.
+    """
+    x, t_x, T = validate_purchase_history(x, t_x, T)
+    if len(x) == 0:
+        raise ModelInputError(f"cannot fit the {model} model on zero customers")
+    w_in = validate_weights(weights, len(x))
+    patterns = HistoryPatterns.build(x, t_x, T, weights=w_in)
+    total_w = patterns.total_weight
+    if total_w <= 0:
+        raise ModelInputError("weights sum to zero")
+
+    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = log_likelihood_and_gradient(log_params, patterns)
+        if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
+            return np.inf, np.zeros_like(log_params)
+        return -ll / total_w, -grad / total_w
+
+    counts, ux, uT = patterns.weights, patterns.x, patterns.T
+    rate = min(max(wsum(counts, ux) / max(wsum(counts, uT), 1e-12), 1e-6), 1e6)
+    mean_T = wsum(counts, uT) / total_w or 1.0
+    log_best, converged, message, nit = minimize_multistart(
+        objective, starts(rate, mean_T), param_names, total_w, ridges=((0, 1), (2, 3))
+    )
+    if not np.all(np.isfinite(log_best)):
+        raise ModelInputError(f"{model} fit failed: {message}")
+    if not np.any((ux > 0) & (counts > 0)):
+        converged = False
+        message = f"no repeat purchases in the data: the {model} likelihood has no maximum; " + message
+    ll_total, _ = log_likelihood_and_gradient(log_best, patterns)
+    return FitResult(
+        params=make_params(*np.exp(log_best)),
+        log_likelihood=ll_total,
+        n_users=int(round(total_w)) if weights is not None else len(x),
+        converged=converged,
+        message=message,
+        iterations=nit,
+        n_patterns=len(patterns),
+    )
 
 
 def numerical_hessian(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel_step: float = 1e-5) -> np.ndarray:

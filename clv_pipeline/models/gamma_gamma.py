@@ -15,9 +15,8 @@ summary), as in the sources: the first purchase is left out because it is often 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import digamma, gammaln
@@ -25,6 +24,7 @@ from scipy.special import digamma, gammaln
 from clv_pipeline.models.fitting import (
     FitResult,
     ModelInputError,
+    PositiveParams,
     as_float_array,
     broadcast_lengths,
     check_equal_lengths,
@@ -39,22 +39,14 @@ PARAM_NAMES = ("p", "q", "gamma")
 
 
 @dataclass(frozen=True)
-class GammaGammaParams:
+class GammaGammaParams(PositiveParams):
     """Gamma-Gamma parameters: z ~ Gamma(p, ν), ν ~ Gamma(q, γ) (γ in the currency unit)."""
+
+    MODEL: ClassVar[str] = "Gamma-Gamma"
 
     p: float
     q: float
     gamma: float
-
-    def __post_init__(self) -> None:
-        for name in PARAM_NAMES:
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ModelInputError(f"Gamma-Gamma parameter {name} must be finite and > 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 def validate_inputs(frequency: object, monetary_value: object) -> tuple[np.ndarray, np.ndarray]:

@@ -33,9 +33,8 @@ the unconditional E[X(t)] = b/(a−1) · [1 − (α/(α+t))^r 2F1(r, b+1; a+b; t
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
@@ -43,11 +42,10 @@ from scipy.special import betaln, digamma, gammaln
 from clv_pipeline.models import bg_nbd
 from clv_pipeline.models.fitting import (
     FitResult,
-    ModelInputError,
+    PositiveParams,
     as_float_array,
     broadcast_lengths,
-    compress_patterns,
-    minimize_multistart,
+    fit_purchase_model,
     validate_horizon,
     validate_purchase_history,
     validate_weights,
@@ -59,23 +57,15 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
 @dataclass(frozen=True)
-class ModifiedBetaGeoParams:
+class ModifiedBetaGeoParams(PositiveParams):
     """MBG/NBD parameters: λ ~ Gamma(shape r, rate α), p ~ Beta(a, b) (α in the time unit)."""
+
+    MODEL: ClassVar[str] = "MBG/NBD"
 
     r: float
     alpha: float
     a: float
     b: float
-
-    def __post_init__(self) -> None:
-        for name in PARAM_NAMES:
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ModelInputError(f"MBG/NBD parameter {name} must be finite and > 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,45 +134,16 @@ def log_likelihood(
 
 def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> FitResult[ModifiedBetaGeoParams]:
     """Maximum-likelihood fit of the MBG/NBD model (same procedure as ``bg_nbd.fit``)."""
-    x, t_x, T = validate_inputs(x, t_x, T)
-    if len(x) == 0:
-        raise ModelInputError("cannot fit the MBG/NBD model on zero customers")
-    w_in = validate_weights(weights, len(x))
-    (ux, utx, uT), counts, _ = compress_patterns(x, t_x, T, weights=w_in)
-    total_w = float(counts.sum())
-    if total_w <= 0:
-        raise ModelInputError("weights sum to zero")
-    levels = x_levels(ux, counts)
-
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts, levels)
-        if not np.isfinite(ll):
-            return np.inf, np.zeros_like(log_params)
-        return -ll / total_w, -grad / total_w
-
-    rate = float(wsum(counts, ux) / max(wsum(counts, uT), 1e-12))
-    rate = min(max(rate, 1e-6), 1e6)
-    starts = [
-        (1.0, 1.0, 1.0, 1.0),
-        (0.5, 0.5 / rate, 1.0, 3.0),
-        (1.0, 1.0 / rate, 0.5, 1.0),
-        (2.0, 2.0 / rate, 2.0, 8.0),
-    ]
-    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES, total_w, ridges=((0, 1), (2, 3)))
-    if not np.all(np.isfinite(log_best)):
-        raise ModelInputError(f"MBG/NBD fit failed: {message}")
-    if not np.any((ux > 0) & (counts > 0)):
-        converged = False
-        message = "no repeat purchases in the data: the MBG/NBD likelihood has no maximum; " + message
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts, levels)
-    return FitResult(
-        params=ModifiedBetaGeoParams(*np.exp(log_best)),
-        log_likelihood=ll_total,
-        n_users=int(round(total_w)) if weights is not None else len(x),
-        converged=converged,
-        message=message,
-        iterations=nit,
-        n_patterns=len(ux),
+    return fit_purchase_model(
+        "MBG/NBD",
+        ModifiedBetaGeoParams,
+        PARAM_NAMES,
+        x,
+        t_x,
+        T,
+        weights,
+        lambda lp, p: log_likelihood_and_gradient(lp, p.x, p.t_x, p.T, p.weights, (p.x_levels, p.x_index, p.x_weights)),
+        bg_nbd._starts,
     )
 
 

@@ -47,9 +47,9 @@ probability of n purchases.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import digamma, exprel, gammaln
@@ -58,10 +58,11 @@ from clv_pipeline.models import quadrature
 from clv_pipeline.models.fitting import (
     FitResult,
     ModelInputError,
+    PositiveParams,
     as_float_array,
     broadcast_lengths,
     compress_patterns,
-    minimize_multistart,
+    fit_purchase_model,
     softplus_and_logistic,
     validate_horizon,
     validate_purchase_history,
@@ -80,27 +81,19 @@ SERIES_TOL = 1e-17
 
 
 @dataclass(frozen=True)
-class ParetoNBDParams:
+class ParetoNBDParams(PositiveParams):
     """Pareto/NBD parameters: λ ~ Gamma(shape r, rate α), μ ~ Gamma(shape s, rate β).
 
     α and β are in the model's time unit (mean purchase rate r/α, mean dropout rate s/β per
     unit); converting a weekly model to days multiplies α and β by 7.
     """
 
+    MODEL: ClassVar[str] = "Pareto/NBD"
+
     r: float
     alpha: float
     s: float
     beta: float
-
-    def __post_init__(self) -> None:
-        for name in PARAM_NAMES:
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ModelInputError(f"Pareto/NBD parameter {name} must be finite and > 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
 
 def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -364,46 +357,28 @@ def fit(x: object, t_x: object, T: object, *, weights: object | None = None) -> 
     log-likelihood with its analytic gradient over the log-parameters, L-BFGS-B from
     deterministic starting points, best optimum kept.
     """
-    x, t_x, T = validate_inputs(x, t_x, T)
-    if len(x) == 0:
-        raise ModelInputError("cannot fit the Pareto/NBD model on zero customers")
-    w_in = validate_weights(weights, len(x))
-    (ux, utx, uT), counts, _ = compress_patterns(x, t_x, T, weights=w_in)
-    total_w = float(counts.sum())
-    if total_w <= 0:
-        raise ModelInputError("weights sum to zero")
+    return fit_purchase_model(
+        "Pareto/NBD",
+        ParetoNBDParams,
+        PARAM_NAMES,
+        x,
+        t_x,
+        T,
+        weights,
+        lambda lp, p: log_likelihood_and_gradient(lp, p.x, p.t_x, p.T, p.weights),
+        _starts,
+    )
 
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = log_likelihood_and_gradient(log_params, ux, utx, uT, counts)
-        if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
-            return np.inf, np.zeros_like(log_params)
-        return -ll / total_w, -grad / total_w
 
-    rate = float(wsum(counts, ux) / max(wsum(counts, uT), 1e-12))
-    rate = min(max(rate, 1e-6), 1e6)
-    mean_T = float(wsum(counts, uT) / total_w) or 1.0
-    starts = [
+def _starts(rate: float, mean_T: float) -> list[tuple[float, ...]]:
+    """Deterministic starting points: α = r/rate, and β = s·mean_T (dropout about once per
+    observation window) or shorter."""
+    return [
         (1.0, 1.0 / rate, 1.0, mean_T),
         (0.5, 0.5 / rate, 0.5, mean_T),
         (2.0, 2.0 / rate, 0.5, 0.5 * mean_T),
         (1.0, 1.0, 1.0, 1.0),
     ]
-    log_best, converged, message, nit = minimize_multistart(objective, starts, PARAM_NAMES, total_w, ridges=((0, 1), (2, 3)))
-    if not np.all(np.isfinite(log_best)):
-        raise ModelInputError(f"Pareto/NBD fit failed: {message}")
-    if not np.any((ux > 0) & (counts > 0)):
-        converged = False
-        message = "no repeat purchases in the data: the Pareto/NBD likelihood has no maximum; " + message
-    ll_total, _ = log_likelihood_and_gradient(log_best, ux, utx, uT, counts)
-    return FitResult(
-        params=ParetoNBDParams(*np.exp(log_best)),
-        log_likelihood=ll_total,
-        n_users=int(round(total_w)) if weights is not None else len(x),
-        converged=converged,
-        message=message,
-        iterations=nit,
-        n_patterns=len(ux),
-    )
 
 
 # --------------------------------------------------------------------------------------------

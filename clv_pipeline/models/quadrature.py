@@ -36,8 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from clv_pipeline.models.fitting import fast_logaddexp
-
 #: Truncation depth: the integrand is dropped where it is below e^-DROP of its maximum.
 DROP = 46.0
 #: Gauss–Legendre nodes per panel.

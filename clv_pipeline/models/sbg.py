@@ -35,14 +35,21 @@ directly (d > 0 is required: with d = 0 the expected lifetime is infinite when �
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import betaln, digamma
 
-from clv_pipeline.models.fitting import FitResult, ModelInputError, as_float_array, minimize_multistart, raise_first_bad
+from clv_pipeline.models.fitting import (
+    FitResult,
+    ModelInputError,
+    PositiveParams,
+    as_float_array,
+    minimize_multistart,
+    raise_first_bad,
+)
 
 PARAM_NAMES = ("alpha", "beta")
 #: Relative size of the last 2F1 term at which the DERL series stops.
@@ -50,21 +57,13 @@ SERIES_TOL = 1e-17
 
 
 @dataclass(frozen=True)
-class ShiftedBetaGeoParams:
+class ShiftedBetaGeoParams(PositiveParams):
     """sBG parameters: the per-period churn probability θ ~ Beta(α, β)."""
+
+    MODEL: ClassVar[str] = "sBG"
 
     alpha: float
     beta: float
-
-    def __post_init__(self) -> None:
-        for name in PARAM_NAMES:
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ModelInputError(f"sBG parameter {name} must be finite and > 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
 
     @property
     def mean_churn(self) -> float:
