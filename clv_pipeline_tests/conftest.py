@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +23,32 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from clv_pipeline.cli.run import RunSummary, run_pipeline  # noqa: E402
 from clv_pipeline.settings import Settings  # noqa: E402
+
+#: Test modules that share an expensive session fixture (a whole-pipeline run or a generated
+#: landing) run on one xdist worker, so the fixture is built once: module file -> group.
+#: (xdist's own ``xdist_group`` mark does not work with pytest 9: it rewrites ``item._nodeid``,
+#: which pytest 9 no longer reads.)
+SHARED_FIXTURE_GROUPS = {
+    "test_e2e_sample.py": "sample_run",
+    "test_e2e_intendo.py": "intendo_run",
+    "test_e2e_dirty.py": "intendo_run",
+    "test_e2e_cdnow.py": "cdnow_run",
+    "test_ops_backfill.py": "landing60",
+    "test_ops_recovery.py": "landing21",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n N``: each SHARED_FIXTURE_GROUPS group is one unit of work (the biggest
+    first); every other test is a unit of its own, as with ``--dist load``."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+            return SHARED_FIXTURE_GROUPS.get(module, nodeid)
+
+    return SharedFixtureScheduling(config, log)
 
 
 def shared_data_dir() -> Path:
@@ -154,3 +182,20 @@ def cdnow_run(tmp_path_factory) -> PipelineRun:
     import_cdnow(CDNOW_SAMPLE, root / "landing")
     # CDNOW is a retailer: no app-store fee on its sales
     return run_on(root / "landing", root, observation_end=date(1997, 9, 30), time_unit="weeks", store_fees={"iap": 0.0})
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])  # a read-write connection holds the file's lock
+con.execute("SELECT 1")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def hold_database_lock(path: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding ``path`` open read-write for ``seconds`` (returns once it holds it)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder

@@ -12,7 +12,7 @@ import pytest
 
 from clv_pipeline_tests.conftest import CDNOW_SAMPLE, needs_cdnow, run_on
 
-pytestmark = [needs_cdnow, pytest.mark.slow, pytest.mark.xdist_group("cdnow_run")]
+pytestmark = [needs_cdnow, pytest.mark.slow]
 
 PUBLISHED_BG_NBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_PARETO_NBD = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}

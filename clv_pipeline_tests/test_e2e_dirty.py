@@ -13,7 +13,7 @@ from clv_pipeline.sample_data import generate_sample
 from clv_pipeline.sample_data.dirt import make_dirty_copy
 from clv_pipeline_tests.conftest import needs_intendo, run_on
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("intendo_run")]
+pytestmark = pytest.mark.slow
 
 MARTS = [t for t in PUBLISHED_TABLES if t != "data_quality"]
 

@@ -5,8 +5,6 @@ reader."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from clv_pipeline.cli.run import run_pipeline
 from clv_pipeline.publication.serving import publish
 from clv_pipeline.sample_data import generate_sample
 from clv_pipeline.settings import Settings
+from clv_pipeline_tests.conftest import hold_database_lock
 
 pytestmark = pytest.mark.slow
 
@@ -190,28 +189,12 @@ def serving_frame(settings: Settings, name: str) -> pl.DataFrame:
         con.close()
 
 
-HOLD_LOCK = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-con.execute("CREATE TABLE IF NOT EXISTS meta.lock_probe AS SELECT 1 AS x")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.close()
-"""
-
-
-def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 def test_a_locked_warehouse_is_waited_for_with_a_message_then_named(small_landing, tmp_path, capsys):
     from clv_pipeline.storage.warehouse import Warehouse, WarehouseLockedError
 
     settings = Settings(landing_dir=small_landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
     assert run_pipeline(settings).success
-    holder = _hold_lock(settings.warehouse_path, 4)
+    holder = hold_database_lock(settings.warehouse_path, 4)
     try:
         with pytest.raises(WarehouseLockedError, match="is locked by another process"):
             with Warehouse.open(settings.warehouse_path, lock_timeout_seconds=0.5):

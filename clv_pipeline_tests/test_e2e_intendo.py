@@ -11,7 +11,7 @@ import pytest
 
 from clv_pipeline_tests.conftest import INTENDO_DIR, needs_intendo
 
-pytestmark = [needs_intendo, pytest.mark.slow, pytest.mark.xdist_group("intendo_run")]
+pytestmark = [needs_intendo, pytest.mark.slow]
 
 OBSERVATION_END = date(2015, 12, 31)  # the latest event date in the data
 

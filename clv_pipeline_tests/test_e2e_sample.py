@@ -15,7 +15,7 @@ from clv_pipeline.publication.contract import PUBLISHED_TABLES, TABLES
 from clv_pipeline.settings import DEFAULT_STORE_FEES, ROI_DAYS
 from clv_pipeline_tests.conftest import run_on
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sample_run")]
+pytestmark = pytest.mark.slow
 
 COHORT_KEYS = ["cohort_date", "app_id", "media_source", "campaign", "country", "platform"]
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import date
@@ -29,8 +27,9 @@ from clv_pipeline.orchestration.resources import WarehouseResource
 from clv_pipeline.publication.contract import PUBLISHED_TABLES
 from clv_pipeline.sample_data import generate_sample
 from clv_pipeline.settings import Settings
+from clv_pipeline_tests.conftest import hold_database_lock
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("landing60")]
+pytestmark = pytest.mark.slow
 
 
 def published(settings: Settings) -> dict[str, pl.DataFrame]:
@@ -137,22 +136,6 @@ def test_clv_backfill_command_line(landing60, tmp_path, capsys):
         clv_main(["backfill", "--from", "2026-11-01", *args])  # --to is required
 
 
-HOLD_LOCK = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-con.execute("CREATE TABLE IF NOT EXISTS lock_probe AS SELECT 1 AS x")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.close()
-"""
-
-
-def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 @dg.asset
 def touches_the_warehouse(warehouse: WarehouseResource) -> None:
     with warehouse.open() as wh:
@@ -162,7 +145,7 @@ def touches_the_warehouse(warehouse: WarehouseResource) -> None:
 def test_a_step_that_finds_the_warehouse_locked_is_retried_then_names_the_file(tmp_path):
     database = tmp_path / "wh.duckdb"
     patient = WarehouseResource(database=str(database), lock_timeout_seconds=0.5, lock_retries=3, lock_retry_seconds=1.0)
-    holder = _hold_lock(database, 2.5)
+    holder = hold_database_lock(database, 2.5)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
             result = dg.materialize([touches_the_warehouse], resources={"warehouse": patient}, instance=instance)
@@ -175,7 +158,7 @@ def test_a_step_that_finds_the_warehouse_locked_is_retried_then_names_the_file(t
         holder.wait(timeout=30)
 
     impatient = WarehouseResource(database=str(database), lock_timeout_seconds=0.3, lock_retries=1, lock_retry_seconds=0.2)
-    holder = _hold_lock(database, 5)
+    holder = hold_database_lock(database, 5)
     try:
         result = dg.materialize([touches_the_warehouse], resources={"warehouse": impatient}, raise_on_error=False)
     finally:

@@ -48,7 +48,7 @@ from clv_pipeline.sample_data import generate_sample
 from clv_pipeline.settings import Settings
 from clv_pipeline.storage.warehouse import PAUSE_ENV, PAUSE_MARKER
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("landing21")]
+pytestmark = pytest.mark.slow
 
 KILL_POINTS = [
     ("during a raw load", "raw.installs"),

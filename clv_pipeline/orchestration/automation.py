@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -102,6 +103,11 @@ def arrival_run_requests(
     return requests
 
 
+def missing_landing(landing: Path) -> dg.SkipReason:
+    """Why a tick did nothing when the landing folder is absent."""
+    return dg.SkipReason(f"landing folder {landing} does not exist (CLV_LANDING)")
+
+
 def build_arrival_sensor(
     settings: Settings, ops: OpsSettings, job: dg.UnresolvedAssetJobDefinition, assets: Sequence[dg.AssetsDefinition]
 ) -> dg.SensorDefinition:
@@ -116,7 +122,7 @@ def build_arrival_sensor(
     def delivery_arrival_sensor(context: dg.SensorEvaluationContext):
         landing = settings.landing_dir
         if not landing.is_dir():
-            return dg.SkipReason(f"landing folder {landing} does not exist (CLV_LANDING)")
+            return missing_landing(landing)
         scan = scan_landing(landing)
         arrivals = diff_arrivals(scan, decode_cursor(context.cursor), time.time(), ops.sensor_settle_seconds)
         existing = context.instance.get_dynamic_partitions(DELIVERIES.name)
@@ -176,7 +182,7 @@ def build_nightly_schedule(
     def nightly_schedule(context: dg.ScheduleEvaluationContext):
         landing = settings.landing_dir
         if not landing.is_dir():
-            return dg.SkipReason(f"landing folder {landing} does not exist (CLV_LANDING)")
+            return missing_landing(landing)
         scan = scan_landing(landing)
         if not scan.files:
             return dg.SkipReason(f"no deliveries in {landing}")
