@@ -52,7 +52,7 @@ class SensorDriver:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
         self.defs, self.instance, self.cursor = defs, instance, None
-        self.sensor = defs.get_sensor_def(SENSOR_NAME)
+        self.sensor = defs.resolve_sensor_def(SENSOR_NAME)
 
     def tick(self):
         context = dg.build_sensor_context(instance_ref=self.instance.get_ref(), cursor=self.cursor, definitions=self.defs)
@@ -65,8 +65,8 @@ class SensorDriver:
 
 def test_definitions_list_the_schedule_and_the_sensor_running_by_default(tmp_path):
     defs, _ = definitions(tmp_path)
-    schedule = defs.get_schedule_def(SCHEDULE_NAME)
-    sensor = defs.get_sensor_def(SENSOR_NAME)
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
@@ -170,7 +170,7 @@ def test_the_nightly_schedule_loads_the_newest_delivery_of_each_source(tmp_path)
     for day in ("2026-10-01", "2026-10-02", "2026-10-03"):
         deliver(landing, "installs", day)
         deliver(landing, "purchases", day)
-    schedule = defs.get_schedule_def(SCHEDULE_NAME)
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     at = datetime(2026, 10, 4, 2, 0, tzinfo=timezone.utc)
     with dg.instance_for_test() as instance:
         (request,) = schedule.evaluate_tick(

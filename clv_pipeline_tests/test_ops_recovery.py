@@ -195,7 +195,7 @@ def test_a_late_delivery_is_one_run_that_revises_exactly_its_cohorts(landing21, 
 
     settings = Settings(landing_dir=landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
     defs = build_definitions(settings, ops=OpsSettings(sensor_settle_seconds=0))
-    sensor = defs.get_sensor_def(SENSOR_NAME)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
     # The sensor needs a persistent instance; the runs execute on a fast in-memory one that has
     # the same delivery partitions in the same order.
     with dg.instance_for_test() as sensor_instance, dg.DagsterInstance.ephemeral() as instance:
