@@ -56,13 +56,13 @@ def main() -> None:
             result = json.loads(out.stdout.strip().splitlines()[-1])
             rows = {s: c["rows_written"] for s, c in truth["sources"].items()}
             print(f"\nscale {scale} · {args.days} days · " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
-            print(f"{'step':<22}{'seconds':>10}")
-            print(f"{'(generate sample)':<22}{generated:>10.1f}")
+            print(f"{'step':<34}{'seconds':>10}")
+            print(f"{'(generate sample)':<34}{generated:>10.1f}")
             for step, seconds in sorted(result["steps"].items(), key=lambda kv: -kv[1]):
-                print(f"{step:<22}{seconds:>10.1f}")
-            print(f"{'total clv run':<22}{result['seconds']:>10.1f}")
-            print(f"{'peak RSS (MB)':<22}{result['peak_rss_mb']:>10.0f}")
-            print(f"{'success':<22}{str(result['success']):>10}")
+                print(f"{step:<34}{seconds:>10.1f}")
+            print(f"{'total clv run':<34}{result['seconds']:>10.1f}")
+            print(f"{'peak RSS (MB)':<34}{result['peak_rss_mb']:>10.0f}")
+            print(f"{'success':<34}{str(result['success']):>10}")
 
 
 if __name__ == "__main__":
