@@ -4,6 +4,7 @@ reader."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import date
 from pathlib import Path
@@ -132,6 +133,18 @@ def test_observation_end_after_the_data_is_refused(small_landing, tmp_path):
     assert not summary.success
     assert any("observation end 2027-06-01 is after the latest event in the data (2026-11-30)" in m for m in summary.failed_steps.values())
     assert not settings.serving_db_path.exists()
+
+
+def test_observation_end_before_the_data_is_refused_and_keeps_the_published_snapshot(small_landing, tmp_path):
+    settings = Settings(landing_dir=small_landing, warehouse_path=tmp_path / "wh.duckdb", serving_dir=tmp_path / "serving")
+    assert run_pipeline(settings).success
+    published = serving_frame(settings, "cohort_retention")
+    assert published.height > 0
+    typo = dataclasses.replace(settings, observation_end=date(2020, 1, 1))
+    summary = run_pipeline(typo)
+    assert not summary.success
+    assert any("observation end 2020-01-01 is before the earliest event in the data" in m for m in summary.failed_steps.values())
+    assert serving_frame(settings, "cohort_retention").equals(published)
 
 
 def test_landing_without_installs_publishes_empty_cohorts(small_landing, tmp_path):

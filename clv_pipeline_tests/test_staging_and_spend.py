@@ -216,3 +216,8 @@ def test_observation_end_is_the_last_complete_day():
         resolve_observation_end(date(2024, 3, 1), date(2024, 1, 30), date(2024, 2, 1))
     with pytest.raises(ObservationEndError, match="nothing to compute"):
         resolve_observation_end(None, None, date(2024, 2, 1))
+    # before the earliest event nothing is observed: refused rather than publishing empty tables
+    first = date(2024, 1, 1)
+    assert resolve_observation_end(first, date(2024, 1, 30), date(2024, 2, 1), first) == first
+    with pytest.raises(ObservationEndError, match=r"2023-12-31 is before the earliest event in the data \(2024-01-01\)"):
+        resolve_observation_end(date(2023, 12, 31), date(2024, 1, 30), date(2024, 2, 1), first)

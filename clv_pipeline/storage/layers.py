@@ -173,9 +173,18 @@ def write_staging(
 
 def latest_date(wh: Warehouse, table: str, column: str) -> date | None:
     """max(column) of a stored table, or None when the table is missing or empty."""
-    if not wh.table_exists(table):
+    return _date_bound(wh, table, column, "max")
+
+
+def earliest_date(wh: Warehouse, table: str, column: str) -> date | None:
+    """min(column) of a stored table, or None when the table is missing or empty."""
+    return _date_bound(wh, table, column, "min")
+
+
+def _date_bound(wh: Warehouse, table: str, column: str, aggregate: str) -> date | None:
+    if aggregate not in ("min", "max") or not column.isidentifier() or not wh.table_exists(table):
         return None
-    return wh.scalar(f'SELECT max("{column}") FROM {identifier(table)}') if column.isidentifier() else None
+    return wh.scalar(f'SELECT {aggregate}("{column}") FROM {identifier(table)}')
 
 
 def read_staging(wh: Warehouse, source: str) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from clv_pipeline.orchestration.metadata import markdown_table, table_metadata
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
 from clv_pipeline.settings import Settings
 from clv_pipeline.storage.layers import (
+    earliest_date,
     latest_date,
     raw_partition_counts,
     raw_table,
@@ -42,15 +43,15 @@ _COMMON = dict(group_name="marts", pool="clv_warehouse", kinds={"duckdb", "polar
 
 def observation_end(settings: Settings, wh: Warehouse) -> date:
     """See `metrics.observation.resolve_observation_end`."""
-    events = [
-        latest_date(wh, staging_table(source), column)
-        for source, column in (("installs", "install_date"), ("purchases", "event_date"), ("sessions", "session_date"))
-    ]
+    event_columns = (("installs", "install_date"), ("purchases", "event_date"), ("sessions", "session_date"))
+    latest_events = [latest_date(wh, staging_table(source), column) for source, column in event_columns]
+    earliest_events = [earliest_date(wh, staging_table(source), column) for source, column in event_columns]
     deliveries = [latest_date(wh, raw_table(source), "_delivery_date") for source in SOURCES]
     return resolve_observation_end(
         settings.observation_end,
-        max((d for d in events if d is not None), default=None),
+        max((d for d in latest_events if d is not None), default=None),
         max((d for d in deliveries if d is not None), default=None),
+        min((d for d in earliest_events if d is not None), default=None),
     )
 
 
