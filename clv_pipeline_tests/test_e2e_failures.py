@@ -217,3 +217,25 @@ def test_a_locked_warehouse_is_waited_for_with_a_message_then_named(small_landin
         holder.wait(timeout=30)
     assert summary.success
     assert "waiting for the lock on" in capsys.readouterr().err
+
+
+def test_clv_flags_default_to_the_clv_environment_variables(tmp_path, monkeypatch, capsys):
+    """A cron user who exports CLV_* gets those folders and settings; a flag still wins."""
+    monkeypatch.setenv("CLV_LANDING", str(tmp_path / "from_env"))
+    assert clv_main(["run"]) == 2
+    assert f"landing folder {tmp_path / 'from_env'} does not exist" in capsys.readouterr().err
+    assert clv_main(["run", "--landing", str(tmp_path / "from_flag")]) == 2
+    assert f"landing folder {tmp_path / 'from_flag'} does not exist" in capsys.readouterr().err
+    monkeypatch.setenv("CLV_TIME_UNIT", "months")
+    assert clv_main(["run", "--landing", str(tmp_path)]) == 2
+    assert "time_unit must be 'days' or 'weeks', got 'months'" in capsys.readouterr().err
+
+
+def test_an_unusable_output_path_is_named_before_anything_loads(small_landing, tmp_path, capsys):
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder")
+    assert clv_main(["run", "--landing", str(small_landing), "--warehouse", str(in_the_way / "wh.duckdb"), "--serving", str(tmp_path / "s")]) == 2
+    assert f"build database: cannot create the folder {in_the_way}" in capsys.readouterr().err
+    assert clv_main(["run", "--landing", str(small_landing), "--warehouse", str(tmp_path / "wh.duckdb"), "--serving", str(in_the_way / "s")]) == 2
+    assert f"serving folder: cannot create the folder {in_the_way / 's'}" in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists()

@@ -82,6 +82,21 @@ def test_organic_installs_stay_out_of_paid_cpi_and_roas():
     assert rows["paid_total"]["cac"] == 20.0 and rows["organic"]["cac"] is None
 
 
+def test_summary_revenue_is_null_until_a_cell_is_mature_and_roas_is_revenue_over_its_spend():
+    """Trap: a roll-up of immature cells summed to 0 (null is "not known yet", never 0). Each row
+    publishes the spend of its mature cells, so roas_dN = revenue_net_dN / spend_dN on every row."""
+    end = date(2024, 3, 10)
+    inst = installs([("a1", "2024-03-01T10:00:00", "net"), ("b1", "2024-03-08T10:00:00", "net")])
+    buys = purchase_frame([("a1", "2024-03-02T12:00:00", "10", "iap"), ("b1", "2024-03-08T12:00:00", "20", "iap")], app="a")
+    costs = spend([("2024-03-01", "net", "4"), ("2024-03-08", "net", "6")])
+    row = channel_summary(roi_for(inst, buys, costs, end), 1.0).filter(pl.col("row_type") == "channel").to_dicts()[0]
+    assert row["spend"] == Decimal("10.000000")
+    assert row["revenue_net_d0"] == Decimal("14.000000") and row["spend_d0"] == Decimal("10.000000")  # 0 + 14 net of 20
+    assert row["revenue_net_d7"] == Decimal("7.000000") and row["spend_d7"] == Decimal("4.000000")  # only 1 March is mature
+    assert row["roas_d7"] == pytest.approx(7 / 4)
+    assert row["revenue_net_d30"] is None and row["spend_d30"] is None and row["roas_d30"] is None
+
+
 def test_refunds_and_store_fees_make_gross_and_net_differ():
     """Trap: gross vs net. Net = gross − store fee (30 % on iap, 0 on ad); a refund after the
     cohort day lowers later cumulative revenue."""

@@ -142,6 +142,18 @@ def touches_the_warehouse(warehouse: WarehouseResource) -> None:
         wh.execute("CREATE TABLE IF NOT EXISTS meta.touched AS SELECT 1 AS x")
 
 
+def test_a_backfill_into_a_new_warehouse_says_which_deliveries_it_left_out(landing60, tmp_path, capsys):
+    keys = discover_partition_keys(landing60)
+    start, end = keys[10], keys[12]
+    args = ["--landing", str(landing60), "--warehouse", str(tmp_path / "wh.duckdb"), "--serving", str(tmp_path / "serving")]
+    assert clv_main(["backfill", "--from", start, "--to", end, *args]) == 0
+    left_out = [k for k in keys if not start <= k <= end]
+    assert (
+        f"{len(left_out)} delivery folder(s) outside {start} … {end} have never been loaded ({left_out[0]} … {left_out[-1]})"
+        in capsys.readouterr().out
+    )
+
+
 def test_a_step_that_finds_the_warehouse_locked_is_retried_then_names_the_file(tmp_path):
     database = tmp_path / "wh.duckdb"
     patient = WarehouseResource(database=str(database), lock_timeout_seconds=0.5, lock_retries=3, lock_retry_seconds=1.0)

@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write a seeded, realistic sample landing folder with its ground truth")
-    gen.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
-    gen.add_argument("--days", type=int, default=120, help="days of installs and events (default 120)")
+    gen.add_argument("--landing", type=Path, default=None, help=f"default: $CLV_LANDING or {DEFAULTS.landing_dir}")
+    gen.add_argument("--days", type=int, default=120, help="days of installs and events, at least 14 (default 120)")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--scale", type=float, default=1.0, help="installs per day = 1000 × scale")
     gen.add_argument("--end-date", type=_date, default=None, help="last event day (default 2026-11-30)")
@@ -74,20 +74,28 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="a timestamp format a source's files use besides ISO 8601, e.g. 'purchases=%%m/%%d/%%Y %%H:%%M' "
         "(without it such dates are quarantined: day/month order is never guessed)",
     )
-    parser.add_argument("--landing", type=Path, default=DEFAULTS.landing_dir)
-    parser.add_argument("--warehouse", type=Path, default=DEFAULTS.warehouse_path)
-    parser.add_argument("--serving", type=Path, default=DEFAULTS.serving_dir)
-    parser.add_argument("--observation-end", type=_date, default=None, help="last date of data to use (default: latest event date)")
-    parser.add_argument("--time-unit", choices=["days", "weeks"], default=DEFAULTS.time_unit, help="time unit of the CLV models")
-    parser.add_argument("--timezone", default=DEFAULTS.reporting_timezone, help="reporting time zone (default UTC)")
-    parser.add_argument("--day-index", choices=["calendar", "24h"], default=DEFAULTS.day_index_mode, help="day index convention")
+    # Every default below is the CLV_* environment variable when set (as in the Dagster UI), else the built-in one.
+    parser.add_argument("--landing", type=Path, help=f"landing folder (default: $CLV_LANDING or {DEFAULTS.landing_dir})")
+    parser.add_argument("--warehouse", type=Path, help=f"build database (default: $CLV_WAREHOUSE or {DEFAULTS.warehouse_path})")
+    parser.add_argument("--serving", type=Path, help=f"serving folder (default: $CLV_SERVING or {DEFAULTS.serving_dir})")
+    parser.add_argument(
+        "--observation-end",
+        type=_date,
+        help="last date of data to use (default: $CLV_OBSERVATION_END, else the last complete day: the latest event "
+        "date, at most the day before the latest delivery)",
+    )
+    parser.add_argument("--time-unit", choices=["days", "weeks"], help=f"time unit of the CLV models (default: $CLV_TIME_UNIT or {DEFAULTS.time_unit})")
+    parser.add_argument("--timezone", help=f"reporting time zone (default: $CLV_TIMEZONE or {DEFAULTS.reporting_timezone})")
+    parser.add_argument(
+        "--day-index", choices=["calendar", "24h"], help=f"day index convention (default: $CLV_DAY_INDEX_MODE or {DEFAULTS.day_index_mode})"
+    )
     parser.add_argument(
         "--store-fee",
         action="append",
         default=[],
         metavar="TYPE=RATE",
         help="store fee of a revenue type, e.g. --store-fee iap=0 for sales outside app stores "
-        f"(defaults: {', '.join(f'{k}={v:g}' for k, v in DEFAULTS.store_fees.items())})",
+        f"(default: $CLV_STORE_FEES or {', '.join(f'{k}={v:g}' for k, v in DEFAULTS.store_fees.items())})",
     )
 
 
@@ -109,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 def _generate(args) -> int:
     from clv_pipeline.sample_data import DEFAULT_END_DATE, generate_sample
 
+    if args.landing is None:
+        args.landing = Settings.from_env().landing_dir
     truth = generate_sample(args.landing, days=args.days, seed=args.seed, end_date=args.end_date or DEFAULT_END_DATE, scale=args.scale)
     rows = {source: counts["rows_written"] for source, counts in truth["sources"].items()}
     print(f"Sample landing folder written to {args.landing} (seed {args.seed}, {args.days} days): " + ", ".join(f"{k} {v:,}" for k, v in rows.items() if v is not None))
@@ -140,17 +150,18 @@ def _import(args) -> int:
 def _run(args) -> int:
     from clv_pipeline.cli.run import backfill, print_summary, run_pipeline
 
-    settings = Settings(
-        landing_dir=args.landing,
-        warehouse_path=args.warehouse,
-        serving_dir=args.serving,
-        observation_end=args.observation_end,
-        time_unit=args.time_unit,
-        reporting_timezone=args.timezone,
-        day_index_mode=args.day_index,
-        store_fees=parse_store_fees(args.store_fee),
-        timestamp_formats=parse_timestamp_formats(args.timestamp_format),
-    )
+    flags = {
+        "landing_dir": args.landing,
+        "warehouse_path": args.warehouse,
+        "serving_dir": args.serving,
+        "observation_end": args.observation_end,
+        "time_unit": args.time_unit,
+        "reporting_timezone": args.timezone,
+        "day_index_mode": args.day_index,
+        "store_fees": parse_store_fees(args.store_fee) if args.store_fee else None,
+        "timestamp_formats": parse_timestamp_formats(args.timestamp_format) if args.timestamp_format else None,
+    }
+    settings = Settings.from_env().replace(**{name: value for name, value in flags.items() if value is not None})
     if args.command == "backfill":
         summary = backfill(settings, args.start, args.end)
     else:

@@ -90,6 +90,18 @@ def progress_logger(stream) -> dg.LoggerDefinition:
     return clv_progress
 
 
+def _check_output_folders(settings: Settings) -> None:
+    """Create the build database's and the serving snapshot's folders, or say which path is unusable
+    before anything is loaded."""
+    for what, folder in (("build database", Path(settings.warehouse_path).parent), ("serving folder", Path(settings.serving_dir))):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot create the folder {folder} ({exc.strerror or exc})") from exc
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"{what}: the folder {folder} is not writable")
+
+
 def _stale_partitions(settings: Settings, keys: list[str], prune: bool) -> dict[str, list[str]]:
     """Partitions loaded by an earlier run whose delivery folder is no longer in the landing
     folder (a whole delivery was removed). With `prune` they are dropped before the run;
@@ -147,6 +159,7 @@ def run_pipeline(
     if not keys:
         found = f"; folders that are not dates: {invalid}" if invalid else ""
         raise FileNotFoundError(f"no delivery folders (<source>/<YYYY-MM-DD>/) found under {landing}{found}")
+    _check_output_folders(settings)
     stale = _stale_partitions(settings, available, prune_missing)
     instance = instance or _instance()
     _close_orphaned_runs(instance, stream)
@@ -194,10 +207,28 @@ def backfill(
     landing = Path(settings.landing_dir)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist (run `clv generate` or `clv import` first)")
-    keys = [k for k in discover_partition_keys(landing) if start <= date.fromisoformat(k) <= end]
+    available = discover_partition_keys(landing)
+    keys = [k for k in available if start <= date.fromisoformat(k) <= end]
     if not keys:
         raise FileNotFoundError(f"no delivery folders dated {start} … {end} under {landing}")
-    return run_pipeline(settings, partitions=keys, instance=instance, stream=stream, trigger="clv backfill")
+    summary = run_pipeline(settings, partitions=keys, instance=instance, stream=stream, trigger="clv backfill")
+    never_loaded = _never_loaded(settings, available)
+    if never_loaded:
+        summary.notes.append(
+            f"{len(never_loaded)} delivery folder(s) outside {start} … {end} have never been loaded "
+            f"({never_loaded[0]} … {never_loaded[-1]}): the published tables do not include them; "
+            "`clv run` loads every delivery"
+        )
+    return summary
+
+
+def _never_loaded(settings: Settings, keys: list[str]) -> list[str]:
+    """Delivery folders of the landing with no row in any raw table of the build database."""
+    if not Path(settings.warehouse_path).exists():
+        return list(keys)
+    with Warehouse.open(settings.warehouse_path, lock_timeout_seconds=LOCK_TIMEOUT_SECONDS, on_wait=print_to_stderr) as wh:
+        loaded = set().union(*loaded_partitions(wh).values())
+    return [k for k in keys if date.fromisoformat(k) not in loaded]
 
 
 def print_summary(summary: RunSummary, settings: Settings, stream=None) -> None:

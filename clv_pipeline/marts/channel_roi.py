@@ -162,7 +162,9 @@ def channel_summary(roi: pl.DataFrame, target_roas: float) -> pl.DataFrame:
     app: `organic` (no spend: spend, CPI, CAC and ROAS are null), `paid_total` (every paid source)
     and `blended_total` (paid + organic: blended CPI and ROAS are labelled as such, PRODUCT.md §4). Ratios are computed from sums over the cells where the
     numerator is known: ROAS_N over the cells mature for N (spend of younger cells is left out of
-    its denominator), CPI over paid cells with spend, CAC = spend ÷ payers to date."""
+    its denominator, published as spend_dN so that roas_dN = revenue_net_dN ÷ spend_dN on every row;
+    both are null while no cell is mature for N), CPI over paid cells with spend, CAC = spend ÷
+    payers to date."""
     def totals(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         spend = pl.col("spend").cast(pl.Float64).fill_null(0.0)
         aggregations = [
@@ -178,9 +180,9 @@ def channel_summary(roi: pl.DataFrame, target_roas: float) -> pl.DataFrame:
         ]
         for n in SUMMARY_DAYS:
             mature = pl.col(f"revenue_net_d{n}").is_not_null()
-            aggregations += [
-                pl.col(f"revenue_net_d{n}").sum().alias(f"revenue_net_d{n}"),
-                spend.filter(mature).sum().alias(f"_spend_d{n}"),
+            aggregations += [  # null, not 0, when no cell is mature for n
+                pl.when(mature.any()).then(pl.col(f"revenue_net_d{n}").sum()).alias(f"revenue_net_d{n}"),
+                pl.when(mature.any()).then(pl.col("spend").filter(mature).sum()).alias(f"spend_d{n}"),
             ]
         return frame.group_by(keys).agg(aggregations)
 
@@ -195,13 +197,16 @@ def channel_summary(roi: pl.DataFrame, target_roas: float) -> pl.DataFrame:
     out = pl.concat([per_channel, paid, organic, blended], how="diagonal_relaxed")
     ratio = lambda num, den: pl.when(den > 0).then(num / den).otherwise(None).round(6)  # noqa: E731
     blended_row = pl.col("row_type") == "blended_total"
-    out = out.with_columns(spend=pl.when(pl.col("row_type") == "organic").then(None).otherwise(pl.col("spend")))
+    organic_row = pl.col("row_type") == "organic"
+    out = out.with_columns(
+        [pl.when(organic_row).then(None).otherwise(pl.col(c)).alias(c) for c in ["spend", *(f"spend_d{n}" for n in SUMMARY_DAYS)]]
+    )
     out = out.with_columns(
         cpi=pl.when(blended_row)
         .then(ratio(pl.col("_paid_spend"), pl.col("installs").cast(pl.Float64)))
         .otherwise(ratio(pl.col("_paid_spend"), pl.col("_paid_installs").cast(pl.Float64))),
         cac=pl.when(pl.col("_paid_spend") > 0).then(ratio(pl.col("_paid_spend"), pl.col("payers").cast(pl.Float64))),
-        **{f"roas_d{n}": ratio(pl.col(f"revenue_net_d{n}").cast(pl.Float64), pl.col(f"_spend_d{n}")) for n in SUMMARY_DAYS},
+        **{f"roas_d{n}": ratio(pl.col(f"revenue_net_d{n}").cast(pl.Float64), pl.col(f"spend_d{n}").cast(pl.Float64)) for n in SUMMARY_DAYS},
         predicted_roas_365=ratio(pl.col("predicted_revenue_net_365"), pl.col("_predicted_spend")),
         max_cac=ratio(pl.col("_value_at_target"), pl.col("_valued_installs").cast(pl.Float64)),
     )
@@ -216,6 +221,7 @@ def channel_summary(roi: pl.DataFrame, target_roas: float) -> pl.DataFrame:
         "cpi",
         "cac",
         *[f"revenue_net_d{n}" for n in SUMMARY_DAYS],
+        *[f"spend_d{n}" for n in SUMMARY_DAYS],
         *[f"roas_d{n}" for n in SUMMARY_DAYS],
         "predicted_revenue_net_365",
         "predicted_roas_365",
