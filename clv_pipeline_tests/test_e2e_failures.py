@@ -57,11 +57,14 @@ def test_broken_file_blocks_publication_and_names_the_file(small_landing, tmp_pa
     assert "missing required column(s) ['install_time']" in failed[0].description
     assert "serving_snapshot" in second.skipped_steps or "serving_snapshot" not in second.step_seconds
     assert snapshot_id(settings.serving_db_path) == published  # the previous snapshot stays
+    assert second.partitions_failed == {"installs": [day]}  # not counted as loaded
+    assert day not in second.partitions_loaded["installs"] and day in second.partitions_loaded["purchases"]
 
     exit_code = clv_main(["run", "--landing", str(landing), "--warehouse", str(settings.warehouse_path), "--serving", str(settings.serving_dir)])
     out = capsys.readouterr()
     assert exit_code == 1
     assert "files_readable" in out.out and broken.name in out.out
+    assert f"1 failed: {day}" in out.out
 
     shutil.copy(small_landing / "installs" / day / broken.name, broken)  # the corrected re-delivery
     third = run_pipeline(settings)

@@ -68,7 +68,9 @@ def run_report(summary, settings: Settings, in_progress: bool = False) -> str:
     if summary.partitions_loaded:
         lines.append("Partitions loaded:")
         for source, keys in summary.partitions_loaded.items():
-            lines.append(f"  {source:<10} {len(keys):>4}  {_key_span(keys)}")
+            failed = summary.partitions_failed.get(source, [])
+            span = _key_span(keys) if keys else "none"
+            lines.append(f"  {source:<10} {len(keys):>4}  {span}" + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     elif not in_progress:
         lines.append("Partitions loaded: none.")
     for folder in summary.invalid_folders:

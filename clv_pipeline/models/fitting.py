@@ -332,8 +332,9 @@ def minimize_multistart(
     )
     converged = _start_converged(best, tol) and (not at_bound or on_ridge)
     max_grad = float(np.max(np.abs(best.jac)))
+    status = str(best.message).strip().rstrip(":").strip() or "stopped"  # scipy may say just "ABNORMAL: "
     msg = (
-        f"{best.message}; max |gradient| {max_grad:.2e}; {len(results)} of {len(starts)} starts run, "
+        f"{status}; max |gradient| {max_grad:.2e}; {len(results)} of {len(starts)} starts run, "
         f"{n_converged} converged, {n_agree} at the best optimum"
     )
     if on_ridge:

@@ -13,6 +13,8 @@ import dagster as dg
 from clv_pipeline.orchestration.cohort_changes import CohortChanges
 
 COHORT_CHANGES_KEY = "cohort_changes"
+#: raw asset metadata: the delivery partitions of the step whose files could not be loaded
+FAILED_PARTITIONS_KEY = "failed_partitions"
 
 
 @dataclass
@@ -39,8 +41,10 @@ class RunSummary:
     duration_seconds: float = 0.0
     run_id: str = ""
     run_ids: list[str] = field(default_factory=list)
-    # source -> delivery partitions its raw asset materialized in this run
+    # source -> delivery partitions its raw asset loaded in this run (materialized, minus the
+    # partitions whose files could not be read: those are in partitions_failed)
     partitions_loaded: dict[str, list[str]] = field(default_factory=dict)
+    partitions_failed: dict[str, list[str]] = field(default_factory=dict)
     cohort_changes: CohortChanges | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -69,6 +73,7 @@ def collect_run(instance: dg.DagsterInstance, run_id: str, summary: RunSummary) 
     """Add one run's events to `summary` (several runs add up: durations of a step are summed)."""
     starts: dict[str, float] = {}
     loaded: dict[str, set[str]] = defaultdict(set, {k: set(v) for k, v in summary.partitions_loaded.items()})
+    failed: dict[str, set[str]] = defaultdict(set, {k: set(v) for k, v in summary.partitions_failed.items()})
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None:
@@ -94,10 +99,14 @@ def collect_run(instance: dg.DagsterInstance, run_id: str, summary: RunSummary) 
             materialization = event.event_specific_data.materialization
             name = materialization.asset_key.to_user_string()
             if name.startswith("raw_") and materialization.partition:
-                loaded[name.removeprefix("raw_")].add(materialization.partition)
+                source = name.removeprefix("raw_")
+                loaded[source].add(materialization.partition)
+                if FAILED_PARTITIONS_KEY in materialization.metadata:
+                    failed[source].update(materialization.metadata[FAILED_PARTITIONS_KEY].value)
             if name == "serving_snapshot" and COHORT_CHANGES_KEY in materialization.metadata:
                 summary.cohort_changes = CohortChanges.from_metadata(materialization.metadata[COHORT_CHANGES_KEY].value)
-    summary.partitions_loaded = {source: sorted(keys) for source, keys in sorted(loaded.items())}
+    summary.partitions_failed = {source: sorted(keys) for source, keys in sorted(failed.items()) if keys}
+    summary.partitions_loaded = {source: sorted(keys - failed[source]) for source, keys in sorted(loaded.items())}
     summary.run_id = run_id
     if run_id not in summary.run_ids:
         summary.run_ids.append(run_id)

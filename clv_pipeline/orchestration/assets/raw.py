@@ -17,6 +17,7 @@ from clv_pipeline.ingestion.sources import SOURCES
 from clv_pipeline.orchestration.checks import rule_check_results, rule_check_specs
 from clv_pipeline.orchestration.partitions import DELIVERIES
 from clv_pipeline.orchestration.resources import ClvSettingsResource, WarehouseResource
+from clv_pipeline.orchestration.run_summary import FAILED_PARTITIONS_KEY
 from clv_pipeline.storage.layers import write_raw_partitions
 from clv_pipeline.validation.runner import build_data_docs
 from clv_pipeline.validation.suites import RAW_SUITES
@@ -93,6 +94,7 @@ def build_raw_asset(source_name: str) -> dg.AssetsDefinition:
             metadata={
                 "partitions": len(keys),
                 "partitions_failed": len({f.partition for f in failures}),
+                FAILED_PARTITIONS_KEY: dg.MetadataValue.json(sorted({f.partition for f in failures})),
                 "rows_read": rows_written,
                 "rows_quarantined": quarantined,
                 "data_docs": dg.MetadataValue.path(str(docs)) if docs else "none",
