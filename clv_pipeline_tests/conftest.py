@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -199,3 +200,34 @@ def hold_database_lock(path: Path, seconds: float) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
+
+
+def log_params(params) -> np.ndarray:
+    """ln of every parameter of a model's parameter record, in field order."""
+    return np.log(list(params.as_dict().values()))
+
+
+def standard_errors(gradient, params) -> np.ndarray:
+    """Asymptotic standard errors of the log-parameters at ``params``: the square roots of the
+    diagonal of the inverse observed information (−Hessian of the log-likelihood, by central
+    differences of its analytic ``gradient`` over the log-parameters)."""
+    from clv_pipeline.models.fitting import numerical_hessian
+
+    return np.sqrt(np.diag(np.linalg.inv(-numerical_hessian(gradient, log_params(params)))))
+
+
+def purchase_gradient(module, x, t_x, T):
+    """The log-likelihood gradient of a purchase model (bg_nbd, mbg_nbd, pareto_nbd) on (x, t_x, T)."""
+    from clv_pipeline.models.fitting import compress_patterns
+
+    (ux, utx, uT), counts, _ = compress_patterns(np.asarray(x, dtype=float), t_x, T)
+    return lambda th: module.log_likelihood_and_gradient(th, ux, utx, uT, counts)[1]
+
+
+def spend_gradient(x, m):
+    """The Gamma-Gamma log-likelihood gradient on the repeat buyers among (x, m)."""
+    from clv_pipeline.models import gamma_gamma
+
+    ok = np.asarray(x) > 0
+    xs, ms = np.asarray(x)[ok].astype(float), np.asarray(m)[ok]
+    return lambda th: gamma_gamma.log_likelihood_and_gradient(th, xs, ms, np.ones(len(xs)))[1]

@@ -14,18 +14,13 @@ import numpy as np
 
 from clv_pipeline.models import bg_nbd, gamma_gamma, mbg_nbd, pareto_nbd, simulate
 from clv_pipeline.models.bg_nbd import BetaGeoParams
-from clv_pipeline.models.fitting import compress_patterns, numerical_hessian
 from clv_pipeline.models.gamma_gamma import GammaGammaParams
 from clv_pipeline.models.mbg_nbd import ModifiedBetaGeoParams
 from clv_pipeline.models.pareto_nbd import ParetoNBDParams
+from clv_pipeline_tests.conftest import purchase_gradient, spend_gradient, standard_errors
 
 N = 100_000
 TOLERANCE = 0.05
-
-
-def _standard_errors(gradient, params) -> np.ndarray:
-    theta = np.log(list(params.as_dict().values()))
-    return np.sqrt(np.diag(np.linalg.inv(-numerical_hessian(gradient, theta))))
 
 
 def _check(fitted, truth, se: np.ndarray) -> None:
@@ -37,11 +32,6 @@ def _check(fitted, truth, se: np.ndarray) -> None:
     assert np.all(log_err < 4 * se), dict(zip(names, log_err / se, strict=True))
 
 
-def _purchase_gradient(module, x, t_x, T):
-    (ux, utx, uT), counts, _ = compress_patterns(x.astype(float), t_x, T)
-    return lambda th: module.log_likelihood_and_gradient(th, ux, utx, uT, counts)[1]
-
-
 def test_bg_nbd_and_gamma_gamma_recover_100k() -> None:
     truth, truth_gg = BetaGeoParams(1.0, 4.0, 0.5, 4.0), GammaGammaParams(3.0, 6.0, 20.0)
     rng = np.random.default_rng(101)
@@ -49,15 +39,12 @@ def test_bg_nbd_and_gamma_gamma_recover_100k() -> None:
     x, t_x = simulate.simulate_bg_nbd(truth, T, rng)
     res = bg_nbd.fit(x, t_x, T)
     assert res.converged, res.message
-    _check(res.params, truth, _standard_errors(_purchase_gradient(bg_nbd, x, t_x, T), res.params))
+    _check(res.params, truth, standard_errors(purchase_gradient(bg_nbd, x, t_x, T), res.params))
 
     m = simulate.simulate_gamma_gamma(truth_gg, x, rng)
     gg = gamma_gamma.fit(x, m)
     assert gg.converged, gg.message
-    ok = x > 0
-    xs, ms = x[ok].astype(float), m[ok]
-    se = _standard_errors(lambda th: gamma_gamma.log_likelihood_and_gradient(th, xs, ms, np.ones(len(xs)))[1], gg.params)
-    _check(gg.params, truth_gg, se)
+    _check(gg.params, truth_gg, standard_errors(spend_gradient(x, m), gg.params))
 
 
 def test_mbg_nbd_recovers_100k() -> None:
@@ -67,7 +54,7 @@ def test_mbg_nbd_recovers_100k() -> None:
     x, t_x = simulate.simulate_mbg_nbd(truth, T, rng)
     res = mbg_nbd.fit(x, t_x, T)
     assert res.converged, res.message
-    _check(res.params, truth, _standard_errors(_purchase_gradient(mbg_nbd, x, t_x, T), res.params))
+    _check(res.params, truth, standard_errors(purchase_gradient(mbg_nbd, x, t_x, T), res.params))
 
 
 def test_pareto_nbd_recovers_100k() -> None:
@@ -80,4 +67,4 @@ def test_pareto_nbd_recovers_100k() -> None:
     t_x = np.minimum(np.where(x > 0, np.ceil(t_x * 7) / 7, 0.0), T)
     res = pareto_nbd.fit(x, t_x, T)
     assert res.converged, res.message
-    _check(res.params, truth, _standard_errors(_purchase_gradient(pareto_nbd, x, t_x, T), res.params))
+    _check(res.params, truth, standard_errors(purchase_gradient(pareto_nbd, x, t_x, T), res.params))

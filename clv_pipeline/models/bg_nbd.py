@@ -70,13 +70,8 @@ class BetaGeoParams(PositiveParams):
 # input validation
 
 
-def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check and convert BG/NBD data arrays; raise ModelInputError naming the first bad row.
-
-    Requirements: equal lengths, finite values, x a non-negative integer, 0 <= t_x <= T, and
-    t_x == 0 when x == 0. Scalars are accepted and broadcast against the arrays.
-    """
-    return validate_purchase_history(x, t_x, T)
+#: (x, t_x, T) checks shared by the purchase models (see ``fitting.validate_purchase_history``).
+validate_inputs = validate_purchase_history
 
 
 # --------------------------------------------------------------------------------------------

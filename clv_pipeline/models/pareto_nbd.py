@@ -96,9 +96,8 @@ class ParetoNBDParams(PositiveParams):
     beta: float
 
 
-def validate_inputs(x: object, t_x: object, T: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check (x, t_x, T) as for BG/NBD: finite, x integer >= 0, 0 <= t_x <= T, t_x = 0 when x = 0."""
-    return validate_purchase_history(x, t_x, T)
+#: (x, t_x, T) checks shared by the purchase models (see ``fitting.validate_purchase_history``).
+validate_inputs = validate_purchase_history
 
 
 # --------------------------------------------------------------------------------------------
